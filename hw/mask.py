@@ -1,0 +1,537 @@
+"""The mask unit: mosaic / blur / solid fill inside boxes and privacy zones, one pixel per clock.
+
+`mask_model.py` is the specification; this file is its hardware. Structure (docs/architecture.md):
+
+    in ─► S0 checks ─► S1-S3 block-mean accumulation ─► delay ─► L0 span test + mean-store read
+                                                                 ─► L1-L2 interpolation ─► out
+
+* The span engine computes every region's x-span for a line while that line's first pixels walk
+  through the delay stages, so no line of look-ahead and no frame start stall is needed.
+* Each line carries a 1-bit tag selecting one of two span/context buffers; a line may start only
+  when the buffer its tag selects has drained, so at most two lines are in flight.
+* Block means of frame N are written to one half of the mean store while frame N reads the
+  other half (frame N-1's means).
+"""
+
+from amaranth.hdl import Array, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from .mask_model import RECIP, SQRT_PROFILE
+from .types import COORD_BITS, BLOCK_SIZES, Geometry, Mode, Region, Shape, pixel_stream
+
+__all__ = ["MaskUnit", "MaskControl", "MaskStatus", "Color", "ACCUM_STAGES", "LATE_STAGES",
+           "ENGINE_LATENCY", "latency_cycles"]
+
+#: Stages S1..S3 (block-mean accumulation) before the delay line.
+ACCUM_STAGES = 3
+#: Stages after the span test: L1 (products), L2 (interpolation), L3 (output register).
+LATE_STAGES = 3
+#: Span engine pipeline depth beyond one cycle per region (E1 and E2 after E0).
+ENGINE_LATENCY = 2
+#: Largest frame height (lines) below which a frame start waits for the previous frame to
+#: drain: with fewer than three 32-line block rows, the previous frame's last line may still read
+#: a mean-store row the new frame is overwriting.
+SMALL_FRAME_LINES = 3 * max(BLOCK_SIZES)
+
+
+def latency_cycles(num_regions):
+    """Return the unit's pixel latency in clocks (input accepted to output valid)."""
+    return num_regions + ENGINE_LATENCY + 1 + LATE_STAGES
+
+
+class Color(data.Struct):
+    r: 8
+    g: 8
+    b: 8
+
+
+class MaskControl(data.Struct):
+    """Run-time settings, latched at each frame's `first` pixel."""
+    mode: Mode
+    box_shape: Shape  # rectangle or inscribed ellipse, for boxes (zones are rectangles)
+    block: 2        # 0: 8 px, 1: 16 px, 2 (and 3): 32 px
+    color: Color    # solid fill, and the colour of every fail-closed pixel
+
+
+class MaskStatus(data.Struct):
+    frame_ok: 1         # the current frame is vouched (geometry known, no error so far)
+    means_valid: 1      # the current frame's regions use the previous frame's block means
+    protocol_error: 1   # one-cycle pulse per protocol error
+    errors: 16          # protocol errors since reset (wraps)
+    frames: 16          # frame starts since reset (wraps)
+
+
+def _ceil_log2(n):
+    return max(1, (n - 1).bit_length())
+
+
+class MaskUnit(wiring.Component):
+    """Pixel stream in, anonymized pixel stream out; `boxes` and `zones` say where.
+
+    Parameters: `geometry` (maximum frame size), `num_boxes` (tracker boxes, take the shape),
+    `num_zones` (static privacy zones, always rectangles).
+    """
+
+    def __init__(self, geometry=Geometry(), num_boxes=32, num_zones=8):
+        if not isinstance(geometry, Geometry):
+            raise TypeError(f"geometry must be a Geometry, not {geometry!r}")
+        for name, value in (("num_boxes", num_boxes), ("num_zones", num_zones)):
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer, not {value!r}")
+        if num_boxes + num_zones == 0:
+            raise ValueError("the mask unit needs at least one box or zone")
+        self.geometry = geometry
+        self.num_boxes = num_boxes
+        self.num_zones = num_zones
+        self.num_regions = num_boxes + num_zones
+        self.latency = latency_cycles(self.num_regions)
+        super().__init__({
+            "i": In(pixel_stream()),
+            "o": Out(pixel_stream()),
+            "control": In(MaskControl),
+            "boxes": In(data.ArrayLayout(Region, max(num_boxes, 1))),
+            "zones": In(data.ArrayLayout(Region, max(num_zones, 1))),
+            "status": Out(MaskStatus),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        g = self.geometry
+        nreg = self.num_regions
+        cw = COORD_BITS + 1                      # counters reach 4096
+        mbx, mby = -(-g.max_width // 8), -(-g.max_height // 8)
+        rb, cb = -(-mby // 2), -(-mbx // 2)      # rows / columns per parity bank
+        bank_depth = 2 * rb * cb
+        span_w = COORD_BITS + 1
+
+        # ---------------------------------------------------------------- pipeline skeleton
+        pix_layout = data.StructLayout({
+            "valid": 1, "r": 8, "g": 8, "b": 8, "first": 1, "last": 1,
+            "x": COORD_BITS, "y": COORD_BITS, "tag": 1, "force": 1,
+        })
+        # L0 (1-based stage j) sees a line's first pixel only after the engine, started when
+        # that pixel was accepted, has written the line's last span.
+        j = nreg + ENGINE_LATENCY + 1
+        assert j > ACCUM_STAGES
+        nstages = j + LATE_STAGES
+        st = [Signal(pix_layout, name=f"s{n + 1}") for n in range(nstages)]
+        s1, s2, s3, l0, l1, l2, l3 = st[0], st[1], st[2], st[j - 1], st[j], st[j + 1], st[j + 2]
+        adv = Signal()
+        m.d.comb += adv.eq(~l3.valid | self.o.ready)
+        accept = Signal()
+        m.d.comb += accept.eq(self.i.valid & self.i.ready)
+
+        # ---------------------------------------------------------------- frame state
+        synced = Signal()
+        err_in_frame = Signal()
+        geom_known = Signal()
+        w_exp = Signal(cw)
+        h_exp = Signal(cw)
+        w_cur = Signal(cw)
+        wcur_valid = Signal()
+        x_next = Signal(cw)
+        y_next = Signal(cw)
+        cfg = Signal(MaskControl)                # latched at first
+        means_valid = Signal()
+        nbx_r = Signal(cw)
+        nby_r = Signal(cw)
+        fb = Signal()                            # mean-store half written by this frame
+        tag = Signal()                           # tag of the line being accepted
+        act_boxes = Signal(data.ArrayLayout(Region, max(self.num_boxes, 1)))  # latched at first
+        act_zones = Signal(data.ArrayLayout(Region, max(self.num_zones, 1)))
+        act_shape = Signal(Shape)
+
+        p = self.i.payload
+        is_first = p.first
+        x = Signal(cw)
+        y = Signal(cw)
+        m.d.comb += [x.eq(Mux(is_first, 0, x_next)), y.eq(Mux(is_first, 0, y_next))]
+        line_start = Signal()
+        m.d.comb += line_start.eq(is_first | (x_next == 0))
+
+        prev_complete = Signal()
+        m.d.comb += prev_complete.eq(synced & ~err_in_frame & (x_next == 0) & (y_next != 0) &
+                                     (~geom_known | (y_next == h_exp)))
+        new_w = Signal(cw)
+        m.d.comb += new_w.eq(Mux(geom_known, w_exp, w_cur))
+
+        eff_synced = Signal()
+        eff_err = Signal()
+        eff_geom = Signal()
+        eff_w = Signal(cw)
+        eff_h = Signal(cw)
+        m.d.comb += [
+            eff_synced.eq(synced | is_first),
+            eff_err.eq(Mux(is_first, 0, err_in_frame)),
+            eff_geom.eq(Mux(is_first, prev_complete, geom_known)),
+            eff_w.eq(Mux(is_first, new_w, w_exp)),
+            eff_h.eq(Mux(is_first, y_next, h_exp)),
+        ]
+        width_known = Signal()
+        width = Signal(cw)
+        m.d.comb += [
+            width_known.eq(eff_geom | (~is_first & wcur_valid)),
+            width.eq(Mux(eff_geom, eff_w, w_cur)),
+        ]
+        bad = Signal()
+        m.d.comb += bad.eq(~eff_synced | (x >= g.max_width) | (y >= g.max_height) |
+                           (width_known & ((x >= width) | (p.last & (x != width - 1)))) |
+                           (eff_geom & (y >= eff_h)))
+        new_err = Signal()
+        m.d.comb += new_err.eq(eff_err | bad)
+        err_at_first = Signal()
+        m.d.comb += err_at_first.eq(is_first & synced & ~prev_complete & ~err_in_frame)
+        err_here = Signal()
+        m.d.comb += err_here.eq(bad & ~eff_err)
+
+        # Settings seen by this pixel's frame (the new ones at first).
+        eff_ctl = Signal(MaskControl)
+        m.d.comb += eff_ctl.eq(Mux(is_first, self.control, cfg))
+        k_of = lambda ctl: Mux(ctl.block == 0, 3, Mux(ctl.block == 1, 4, 5))  # noqa: E731
+        eff_k = Signal(3)
+        m.d.comb += eff_k.eq(k_of(eff_ctl))
+
+        def ceil_shift(value, k):
+            return Mux(k == 3, (value + 7) >> 3, Mux(k == 4, (value + 15) >> 4, (value + 31) >> 5))
+
+        status = self.status
+        m.d.comb += status.protocol_error.eq(accept & (err_here | err_at_first))
+        m.d.comb += [status.frame_ok.eq(geom_known & ~err_in_frame),
+                     status.means_valid.eq(means_valid)]
+
+        with m.If(accept):
+            m.d.sync += [
+                err_in_frame.eq(new_err),
+                x_next.eq(Mux(p.last, 0, x + 1)),
+                y_next.eq(Mux(p.last, y + 1, y)),
+                status.errors.eq(status.errors + err_here + err_at_first),
+            ]
+            with m.If(is_first):
+                m.d.sync += [
+                    synced.eq(1),
+                    geom_known.eq(prev_complete),
+                    wcur_valid.eq(0),
+                    cfg.eq(self.control),
+                    means_valid.eq(prev_complete & (k_of(self.control) == k_of(cfg))),
+                    nbx_r.eq(ceil_shift(new_w, k_of(self.control))),
+                    nby_r.eq(ceil_shift(y_next, k_of(self.control))),
+                    fb.eq(~fb),
+                    status.frames.eq(status.frames + 1),
+                    act_boxes.eq(self.boxes),
+                    act_zones.eq(self.zones),
+                    act_shape.eq(self.control.box_shape),
+                ]
+                with m.If(prev_complete):
+                    m.d.sync += [w_exp.eq(new_w), h_exp.eq(y_next)]
+            with m.If((y == 0) & p.last & ~new_err & ~eff_geom):
+                m.d.sync += [w_cur.eq(x + 1), wcur_valid.eq(1)]
+
+        # ---------------------------------------------------------------- span engine
+        # Per tag: the x-span of every region on that line, and the line's read context.
+        ctx_layout = data.StructLayout({
+            "mode": Mode, "k": 3, "color": Color, "means_valid": 1,
+            "nbx": cw, "nby": cw, "fb_r": 1,
+        })
+        span_layout = data.StructLayout({"lo": span_w, "hi": span_w})
+        spans = [[Signal(span_layout, name=f"span{t}_{r}") for r in range(nreg)] for t in (0, 1)]
+        ctx = [Signal(ctx_layout, name=f"ctx{t}") for t in (0, 1)]
+        cnt = [Signal(range(nstages + 2), name=f"inflight{t}") for t in (0, 1)]
+
+        eng_busy = Signal()
+        eng_idx = Signal(range(nreg + ENGINE_LATENCY))
+        eng_y = Signal(COORD_BITS)
+        eng_buf = Signal()
+        eng_idle = Signal()
+
+        # Frame start waits for a small previous frame to drain (see SMALL_FRAME_LINES).
+        small = Signal()
+        m.d.comb += small.eq(y_next < SMALL_FRAME_LINES)
+        start_ok = Signal()
+        m.d.comb += start_ok.eq((Mux(tag, cnt[0], cnt[1]) == 0) & eng_idle &
+                                (~is_first | ~small | (Mux(tag, cnt[1], cnt[0]) == 0)))
+        m.d.comb += self.i.ready.eq(adv & (~line_start | start_ok))
+
+        new_tag = Signal()
+        m.d.comb += new_tag.eq(Mux(line_start, ~tag, tag))
+        with m.If(accept & line_start):
+            m.d.sync += [tag.eq(~tag), eng_busy.eq(1), eng_idx.eq(0), eng_y.eq(y),
+                         eng_buf.eq(~tag)]
+            line_ctx = Signal(ctx_layout)
+            m.d.comb += [
+                line_ctx.mode.eq(eff_ctl.mode),
+                line_ctx.k.eq(eff_k),
+                line_ctx.color.eq(eff_ctl.color),
+                line_ctx.means_valid.eq(Mux(is_first,
+                                            prev_complete & (k_of(self.control) == k_of(cfg)),
+                                            means_valid)),
+                line_ctx.nbx.eq(Mux(is_first, ceil_shift(new_w, eff_k), nbx_r)),
+                line_ctx.nby.eq(Mux(is_first, ceil_shift(y_next, eff_k), nby_r)),
+                line_ctx.fb_r.eq(Mux(is_first, fb, ~fb)),
+            ]
+            for t in (0, 1):
+                with m.If(tag == (1 - t)):
+                    m.d.sync += ctx[t].eq(line_ctx)
+
+        # E0: select a region, E1: t = v * RECIP[h] >> 8, E2: hw = w * SQRT_PROFILE[t] >> 8.
+        regions = Array([act_boxes[i].as_value() for i in range(self.num_boxes)] +
+                        [act_zones[i].as_value() for i in range(self.num_zones)])
+        m.submodules.recip_rom_eng = recip_rom_eng = memory.Memory(
+            shape=unsigned(17), depth=len(RECIP), init=[int(v) for v in RECIP])
+        m.submodules.sqrt_rom = sqrt_rom = memory.Memory(
+            shape=unsigned(9), depth=256, init=[int(v) for v in SQRT_PROFILE])
+        rp_recip_eng = recip_rom_eng.read_port()
+        rp_sqrt = sqrt_rom.read_port()
+
+        e0_valid = Signal()
+        m.d.comb += e0_valid.eq(eng_busy & (eng_idx < nreg))
+        reg0 = Signal(Region)
+        m.d.comb += reg0.eq(regions[eng_idx])
+        ell0 = Signal()
+        m.d.comb += ell0.eq((eng_idx < self.num_boxes) & (act_shape == Shape.ELLIPSE))
+        inside0 = Signal()
+        m.d.comb += inside0.eq(reg0.enable & (reg0.x0 < reg0.x1) & (reg0.y0 < reg0.y1) &
+                               (reg0.y0 <= eng_y) & (eng_y < reg0.y1))
+        h0 = Signal(COORD_BITS)
+        v0 = Signal(COORD_BITS + 1)
+        sum_y = Signal(COORD_BITS + 1)
+        two_y1 = Signal(COORD_BITS + 2)
+        m.d.comb += [
+            h0.eq(reg0.y1 - reg0.y0),
+            sum_y.eq(reg0.y0 + reg0.y1),
+            two_y1.eq((eng_y << 1) + 1),
+            v0.eq(Mux(two_y1 >= sum_y, two_y1 - sum_y, sum_y - two_y1)),
+            rp_recip_eng.addr.eq(h0),
+            rp_recip_eng.en.eq(1),
+        ]
+        e1 = Signal(data.StructLayout({"valid": 1, "idx": range(nreg + 1), "inside": 1,
+                                       "ell": 1, "v": COORD_BITS + 1, "w": COORD_BITS,
+                                       "cx2": COORD_BITS + 1}))
+        m.d.sync += [
+            e1.valid.eq(e0_valid), e1.idx.eq(eng_idx), e1.inside.eq(inside0), e1.ell.eq(ell0),
+            e1.v.eq(v0), e1.w.eq(reg0.x1 - reg0.x0), e1.cx2.eq(reg0.x0 + reg0.x1),
+        ]
+        prod_t = Signal(COORD_BITS + 1 + 17)
+        m.d.comb += [prod_t.eq(e1.v * rp_recip_eng.data), rp_sqrt.addr.eq(prod_t[8:16]),
+                     rp_sqrt.en.eq(1)]
+        e2 = Signal.like(e1)
+        m.d.sync += e2.eq(e1)
+        s_prof = Signal(9)
+        m.d.comb += s_prof.eq(Mux(e2.ell, rp_sqrt.data, 256))
+        hw = Signal(COORD_BITS + 1)
+        m.d.comb += hw.eq((e2.w * s_prof) >> 8)
+        lo = Signal(span_w)
+        hi = Signal(span_w)
+        m.d.comb += [lo.eq((e2.cx2 - hw) >> 1), hi.eq((e2.cx2 + hw + 1) >> 1)]
+        with m.If(e2.valid):
+            for t in (0, 1):
+                for r in range(nreg):
+                    with m.If((eng_buf == t) & (e2.idx == r)):
+                        m.d.sync += [spans[t][r].lo.eq(Mux(e2.inside, lo, 0)),
+                                     spans[t][r].hi.eq(Mux(e2.inside, hi, 0))]
+        with m.If(eng_busy & ~(accept & line_start)):
+            m.d.sync += eng_idx.eq(eng_idx + 1)
+            with m.If(eng_idx == nreg + ENGINE_LATENCY - 1):
+                m.d.sync += eng_busy.eq(0)
+        m.d.comb += eng_idle.eq(~eng_busy)
+
+        # ---------------------------------------------------------------- in-flight counts
+        for t in (0, 1):
+            inc = accept & (new_tag == t)
+            dec = adv & l0.valid & (l0.tag == t)
+            m.d.sync += cnt[t].eq(cnt[t] + inc - dec)
+
+        # ---------------------------------------------------------------- stage advance
+        s0 = Signal(pix_layout)
+        m.d.comb += [
+            s0.valid.eq(accept),
+            s0.r.eq(p.r), s0.g.eq(p.g), s0.b.eq(p.b), s0.first.eq(p.first), s0.last.eq(p.last),
+            s0.x.eq(x), s0.y.eq(y), s0.tag.eq(new_tag),
+            s0.force.eq(new_err | ~eff_geom),
+        ]
+        with m.If(adv):
+            m.d.sync += st[0].eq(s0)
+            for a, b in zip(st[:-1], st[1:]):
+                if b is l3:
+                    continue                       # the output register is written below
+                m.d.sync += b.eq(a)
+
+        # ---------------------------------------------------------------- S0-S3: block means
+        acc_layout = data.StructLayout({"en": 1, "blk_start": 1, "row_start": 1, "blk_end": 1,
+                                        "bx": range(mbx), "by": range(mby), "fb": 1})
+        a0 = Signal(acc_layout)
+        bmask = Signal(6)
+        m.d.comb += bmask.eq((Const(1, 6) << eff_k) - 1)
+        xin = Signal(5)
+        yin = Signal(5)
+        m.d.comb += [xin.eq(x & bmask), yin.eq(y & bmask)]
+        m.d.comb += [
+            a0.en.eq(~new_err & eff_synced),
+            a0.blk_start.eq(xin == 0),
+            a0.row_start.eq(yin == 0),
+            a0.blk_end.eq((xin == bmask) | p.last),
+            a0.bx.eq(x >> eff_k),
+            a0.by.eq(y >> eff_k),
+            a0.fb.eq(Mux(is_first, ~fb, fb)),
+        ]
+        a1, a2, a3 = (Signal(acc_layout, name=f"acc{n}") for n in (1, 2, 3))
+        with m.If(adv):
+            m.d.sync += [a1.eq(a0), a2.eq(a1), a3.eq(a2)]
+
+        sum_layout = data.ArrayLayout(unsigned(18), 3)
+        m.submodules.col_acc = col_acc = memory.Memory(shape=sum_layout, depth=mbx, init=[])
+        col_w = col_acc.write_port()
+        col_r = col_acc.read_port(transparent_for=(col_w,))
+        m.submodules.recip_rom_acc = recip_rom_acc = memory.Memory(
+            shape=unsigned(17), depth=1025, init=[int(v) for v in RECIP[:1025]])
+        rp_recip_acc = recip_rom_acc.read_port()
+        m.d.comb += [
+            col_r.addr.eq(a0.bx), col_r.en.eq(adv),
+            rp_recip_acc.addr.eq((xin + 1) * (yin + 1)), rp_recip_acc.en.eq(adv),
+        ]
+        line_acc = Signal(sum_layout)
+        line_sum = Signal(sum_layout)
+        total = Signal(sum_layout)
+        for c, name in enumerate("rgb"):
+            chan = getattr(s1, name)
+            m.d.comb += [
+                line_sum[c].eq(Mux(a1.blk_start, 0, line_acc[c]) + chan),
+                total[c].eq(line_sum[c] + Mux(a1.row_start, 0, col_r.data[c])),
+            ]
+        with m.If(adv & s1.valid):
+            m.d.sync += line_acc.eq(line_sum)
+        m.d.comb += [col_w.addr.eq(a1.bx), col_w.data.eq(total),
+                     col_w.en.eq(adv & s1.valid & a1.blk_end)]
+        total2 = Signal(sum_layout)
+        recip2 = Signal(17)
+        mean3 = Signal(Color)
+        with m.If(adv):
+            m.d.sync += [total2.eq(total), recip2.eq(rp_recip_acc.data)]
+            for c, name in enumerate("rgb"):
+                m.d.sync += getattr(mean3, name).eq((total2[c] * recip2) >> 16)
+
+        banks = [[memory.Memory(shape=Color, depth=bank_depth, init=[]) for _ in (0, 1)]
+                 for _ in (0, 1)]
+        wps = [[None, None], [None, None]]
+        rps = [[None, None], [None, None]]
+        for pr in (0, 1):
+            for pc in (0, 1):
+                m.submodules[f"means_{pr}{pc}"] = banks[pr][pc]
+                wps[pr][pc] = wp = banks[pr][pc].write_port()
+                rps[pr][pc] = banks[pr][pc].read_port(transparent_for=(wp,))
+                m.d.comb += [
+                    wp.addr.eq(Mux(a3.fb, rb * cb, 0) + (a3.by >> 1) * cb + (a3.bx >> 1)),
+                    wp.data.eq(mean3),
+                    wp.en.eq(adv & s3.valid & a3.en & a3.blk_end &
+                             (a3.by[0] == pr) & (a3.bx[0] == pc)),
+                ]
+
+        # ---------------------------------------------------------------- L0: spans and reads
+        c0 = Signal(ctx_layout)
+        m.d.comb += c0.eq(Mux(l0.tag, ctx[1], ctx[0]))
+        hit = Signal()
+        hits = []
+        for r in range(nreg):
+            sp = Signal(span_layout, name=f"span_l0_{r}")
+            m.d.comb += sp.eq(Mux(l0.tag, spans[1][r], spans[0][r]))
+            hits.append((l0.x >= sp.lo) & (l0.x < sp.hi))
+        m.d.comb += hit.eq(Const(0) if not hits else _or(hits))
+
+        def axis(coord, count, k, blur):
+            """Return (b0, b1, weight) of one axis, as `effect_colours` in the model."""
+            half = Mux(k == 3, 4, Mux(k == 4, 8, 16))
+            f = Signal(COORD_BITS + 1)
+            neg = Signal()
+            m.d.comb += [neg.eq(coord < half), f.eq(coord - half)]
+            src = Mux(blur, f, coord)
+            b0_raw = Signal(COORD_BITS)
+            wgt_raw = Signal(5)
+            m.d.comb += [b0_raw.eq(src >> k), wgt_raw.eq(src & ((Const(1, 6) << k) - 1))]
+            b0 = Signal(COORD_BITS)
+            wgt = Signal(6)
+            with m.If(~blur):
+                m.d.comb += [b0.eq(b0_raw), wgt.eq(0)]
+            with m.Elif(neg):
+                m.d.comb += [b0.eq(0), wgt.eq(0)]
+            with m.Elif(b0_raw + 1 >= count):
+                m.d.comb += [b0.eq(count - 1), wgt.eq(0)]
+            with m.Else():
+                m.d.comb += [b0.eq(b0_raw), wgt.eq(wgt_raw)]
+            b1 = Signal(COORD_BITS)
+            m.d.comb += b1.eq(Mux(wgt != 0, b0 + 1, b0 ^ 1))
+            return b0, b1, wgt
+
+        blur = Signal()
+        m.d.comb += blur.eq(c0.mode == Mode.BLUR)
+        by0, by1, wy = axis(l0.y, c0.nby, c0.k, blur)
+        bx0, bx1, wx = axis(l0.x, c0.nbx, c0.k, blur)
+        for pr in (0, 1):
+            for pc in (0, 1):
+                row = Mux(by0[0] == pr, by0, by1)
+                col = Mux(bx0[0] == pc, bx0, bx1)
+                rp = rps[pr][pc]
+                m.d.comb += [rp.addr.eq(Mux(c0.fb_r, rb * cb, 0) + (row >> 1) * cb + (col >> 1)),
+                             rp.en.eq(adv)]
+
+        late_layout = data.StructLayout({
+            "hit": 1, "py": 1, "px": 1, "wx": 6, "wy": 6, "k": 3, "mode": Mode, "color": Color,
+            "means_valid": 1})
+        q1 = Signal(late_layout)
+        with m.If(adv):
+            m.d.sync += [q1.hit.eq(hit), q1.py.eq(by0[0]), q1.px.eq(bx0[0]), q1.wx.eq(wx),
+                         q1.wy.eq(wy), q1.k.eq(c0.k), q1.mode.eq(c0.mode),
+                         q1.color.eq(c0.color), q1.means_valid.eq(c0.means_valid)]
+
+        # ---------------------------------------------------------------- L1-L3: interpolation
+        bsize = Signal(6)
+        m.d.comb += bsize.eq(Const(1, 6) << q1.k)
+        def pick(py, px):
+            sel = Signal(Color)
+            m.d.comb += sel.eq(Mux(py, Mux(px, rps[1][1].data, rps[1][0].data),
+                                   Mux(px, rps[0][1].data, rps[0][0].data)))
+            return sel
+        c00, c01 = pick(q1.py, q1.px), pick(q1.py, ~q1.px)
+        c10, c11 = pick(~q1.py, q1.px), pick(~q1.py, ~q1.px)
+        q2 = Signal(late_layout)
+        top2 = Signal(data.ArrayLayout(unsigned(14), 3))
+        bot2 = Signal(data.ArrayLayout(unsigned(14), 3))
+        with m.If(adv):
+            m.d.sync += q2.eq(q1)
+            for c, name in enumerate("rgb"):
+                m.d.sync += [
+                    top2[c].eq(getattr(c00, name) * (bsize - q1.wx) + getattr(c01, name) * q1.wx),
+                    bot2[c].eq(getattr(c10, name) * (bsize - q1.wx) + getattr(c11, name) * q1.wx),
+                ]
+        bsize2 = Signal(6)
+        m.d.comb += bsize2.eq(Const(1, 6) << q2.k)
+        interp = Signal(Color)
+        for c, name in enumerate("rgb"):
+            acc = Signal(26, name=f"interp_{name}")
+            m.d.comb += [acc.eq(top2[c] * (bsize2 - q2.wy) + bot2[c] * q2.wy +
+                                ((bsize2 * bsize2) >> 1)),
+                         getattr(interp, name).eq(acc >> (q2.k << 1))]
+
+        use_fill = Signal()
+        m.d.comb += use_fill.eq(l2.force | (q2.hit & ((q2.mode == Mode.SOLID) | ~q2.means_valid)))
+        out = Signal(pix_layout)
+        m.d.comb += out.eq(l2)
+        with m.If(use_fill):
+            m.d.comb += [out.r.eq(q2.color.r), out.g.eq(q2.color.g), out.b.eq(q2.color.b)]
+        with m.Elif(q2.hit):
+            m.d.comb += [out.r.eq(interp.r), out.g.eq(interp.g), out.b.eq(interp.b)]
+        with m.If(adv):
+            m.d.sync += l3.eq(out)
+        m.d.comb += [
+            self.o.valid.eq(l3.valid),
+            self.o.payload.r.eq(l3.r), self.o.payload.g.eq(l3.g), self.o.payload.b.eq(l3.b),
+            self.o.payload.first.eq(l3.first), self.o.payload.last.eq(l3.last),
+        ]
+        return m
+
+
+def _or(terms):
+    """Return a balanced OR of 1-bit terms (keeps the logic depth logarithmic)."""
+    while len(terms) > 1:
+        terms = [terms[i] | terms[i + 1] if i + 1 < len(terms) else terms[i]
+                 for i in range(0, len(terms), 2)]
+    return terms[0]

@@ -1,0 +1,1 @@
+"""Simulation harnesses: Amaranth's simulator, the Verilator C++ harness and cocotb benches."""
