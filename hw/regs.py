@@ -1,0 +1,128 @@
+"""The register map: one declarative table, the single source of truth.
+
+The register decoder (`RegisterFile`), the host's constants and the table in docs/ are all
+generated from `register_map()`. Registers written mid-frame take effect at the next `first`
+pixel, because the mask unit latches its settings there.
+"""
+
+from dataclasses import dataclass, field
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["Field", "Register", "register_map", "RegisterFile", "bus_signature", "ID_VALUE",
+           "REGION_BASE", "ZONE_BASE", "markdown_table"]
+
+#: "OBS" + interface version 1: lets the host check it is talking to obscura.
+ID_VALUE = 0x4F425301
+REGION_BASE = 0x100
+ZONE_BASE = 0x300
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    lsb: int
+    width: int
+    reset: int = 0
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Register:
+    name: str
+    offset: int
+    access: str            # "rw" or "ro"
+    doc: str
+    fields: tuple = field(default_factory=tuple)
+
+    def reset_value(self):
+        return sum(f.reset << f.lsb for f in self.fields)
+
+
+def _region(name, offset, what):
+    return [
+        Register(f"{name}_A", offset, "rw", f"{what}: top-left corner (inclusive)", (
+            Field("x0", 0, 12, doc="left edge, pixels"),
+            Field("y0", 16, 12, doc="top edge, pixels"))),
+        Register(f"{name}_B", offset + 4, "rw", f"{what}: bottom-right corner (exclusive)", (
+            Field("x1", 0, 12, doc="right edge + 1, pixels"),
+            Field("y1", 16, 12, doc="bottom edge + 1, pixels"),
+            Field("enable", 31, 1, doc="1: mask this region"))),
+    ]
+
+
+def register_map(num_boxes=32, num_zones=8):
+    """Return every register of the mask top, in offset order."""
+    regs = [
+        Register("ID", 0x00, "ro", "identification: 'OBS' and interface version",
+                 (Field("id", 0, 32, ID_VALUE, "0x4F425301"),)),
+        Register("CONTROL", 0x04, "rw", "effect settings, latched at each frame start", (
+            Field("mode", 0, 2, 0, "0 mosaic, 1 blur, 2 solid"),
+            Field("shape", 2, 1, 0, "0 rectangle, 1 inscribed ellipse (boxes only)"),
+            Field("block", 3, 2, 1, "mosaic/blur block: 0 8 px, 1 16 px, 2 32 px"))),
+        Register("COLOR", 0x08, "rw", "fill colour (solid mode and fail-closed frames)", (
+            Field("r", 0, 8), Field("g", 8, 8), Field("b", 16, 8))),
+        Register("STATUS", 0x0C, "ro", "live status", (
+            Field("frame_ok", 0, 1, doc="current frame is vouched (not failing closed)"),
+            Field("means_valid", 1, 1, doc="regions use the previous frame's block means"))),
+        Register("ERRORS", 0x10, "ro", "protocol errors since reset",
+                 (Field("count", 0, 16),)),
+        Register("FRAMES", 0x14, "ro", "frame starts since reset", (Field("count", 0, 16),)),
+    ]
+    for i in range(num_boxes):
+        regs += _region(f"BOX{i}", REGION_BASE + 8 * i, f"tracker box {i}")
+    for i in range(num_zones):
+        regs += _region(f"ZONE{i}", ZONE_BASE + 8 * i, f"privacy zone {i}")
+    offsets = [r.offset for r in regs]
+    assert len(set(offsets)) == len(offsets), "register offsets overlap"
+    return regs
+
+
+def bus_signature():
+    """A minimal synchronous register bus (the AXI4-Lite slave wraps it at the edge)."""
+    return wiring.Signature({
+        "addr": Out(16), "wdata": Out(32), "we": Out(1), "rdata": In(32),
+    })
+
+
+class RegisterFile(wiring.Component):
+    """Decoder for `register_map()`: `values[name]` drives a rw register's bits,
+    `inputs[name]` is what a ro register reads back. Reads are combinational."""
+
+    def __init__(self, registers):
+        self.registers = list(registers)
+        self.values = {r.name: Signal(32, name=f"reg_{r.name.lower()}", init=r.reset_value())
+                       for r in self.registers if r.access == "rw"}
+        self.inputs = {r.name: Signal(32, name=f"in_{r.name.lower()}",
+                                      init=r.reset_value())
+                       for r in self.registers if r.access == "ro"}
+        super().__init__({"bus": In(bus_signature())})
+
+    def elaborate(self, platform):
+        m = Module()
+        with m.Switch(self.bus.addr):
+            for reg in self.registers:
+                with m.Case(reg.offset):
+                    if reg.access == "rw":
+                        mask = sum(((1 << f.width) - 1) << f.lsb for f in reg.fields)
+                        value = self.values[reg.name]
+                        m.d.comb += self.bus.rdata.eq(value)
+                        with m.If(self.bus.we):
+                            m.d.sync += value.eq(self.bus.wdata & mask)
+                    else:
+                        m.d.comb += self.bus.rdata.eq(self.inputs[reg.name])
+        return m
+
+
+def markdown_table(registers):
+    """Return the register table for docs/, generated from the map."""
+    lines = ["| offset | name | access | field | bits | reset | meaning |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in registers:
+        for f in r.fields:
+            bits = f"{f.lsb}" if f.width == 1 else f"{f.lsb + f.width - 1}:{f.lsb}"
+            lines.append(f"| 0x{r.offset:03X} | {r.name} | {r.access} | {f.name} | {bits} | "
+                         f"{f.reset:#x} | {f.doc or r.doc} |")
+    return "\n".join(lines) + "\n"
