@@ -128,8 +128,9 @@ class MaskUnit(wiring.Component):
         geom_known = Signal()
         w_exp = Signal(cw)
         h_exp = Signal(cw)
-        w_cur = Signal(cw)
-        wcur_valid = Signal()
+        w0 = Signal(cw)                          # width of line 0 of this frame
+        w0_valid = Signal()
+        consistent = Signal()                    # this frame's lines all have width w0
         x_next = Signal(cw)
         y_next = Signal(cw)
         cfg = Signal(MaskControl)                # latched at first
@@ -153,8 +154,8 @@ class MaskUnit(wiring.Component):
         prev_complete = Signal()
         m.d.comb += prev_complete.eq(synced & ~err_in_frame & (x_next == 0) & (y_next != 0) &
                                      (~geom_known | (y_next == h_exp)))
-        new_w = Signal(cw)
-        m.d.comb += new_w.eq(Mux(geom_known, w_exp, w_cur))
+        self_complete = Signal()
+        m.d.comb += self_complete.eq(synced & consistent & (x_next == 0) & (y_next != 0))
 
         eff_synced = Signal()
         eff_err = Signal()
@@ -164,20 +165,20 @@ class MaskUnit(wiring.Component):
         m.d.comb += [
             eff_synced.eq(synced | is_first),
             eff_err.eq(Mux(is_first, 0, err_in_frame)),
-            eff_geom.eq(Mux(is_first, prev_complete, geom_known)),
-            eff_w.eq(Mux(is_first, new_w, w_exp)),
-            eff_h.eq(Mux(is_first, y_next, h_exp)),
+            eff_geom.eq(geom_known | (is_first & self_complete)),
+            eff_w.eq(Mux(is_first & self_complete, w0, w_exp)),
+            eff_h.eq(Mux(is_first & self_complete, y_next, h_exp)),
         ]
-        width_known = Signal()
-        width = Signal(cw)
-        m.d.comb += [
-            width_known.eq(eff_geom | (~is_first & wcur_valid)),
-            width.eq(Mux(eff_geom, eff_w, w_cur)),
-        ]
+        w0_known = Signal()
+        m.d.comb += w0_known.eq(~is_first & w0_valid)
+        self_bad = Signal()
+        m.d.comb += self_bad.eq((x >= g.max_width) | (y >= g.max_height) |
+                                (w0_known & ((x >= w0) | (p.last & (x != w0 - 1)))))
+        exp_bad = Signal()
+        m.d.comb += exp_bad.eq(eff_geom & ((x >= eff_w) | (p.last & (x != eff_w - 1)) |
+                                           (y >= eff_h)))
         bad = Signal()
-        m.d.comb += bad.eq(~eff_synced | (x >= g.max_width) | (y >= g.max_height) |
-                           (width_known & ((x >= width) | (p.last & (x != width - 1)))) |
-                           (eff_geom & (y >= eff_h)))
+        m.d.comb += bad.eq(~eff_synced | self_bad | exp_bad)
         new_err = Signal()
         m.d.comb += new_err.eq(eff_err | bad)
         err_at_first = Signal()
@@ -210,22 +211,25 @@ class MaskUnit(wiring.Component):
             with m.If(is_first):
                 m.d.sync += [
                     synced.eq(1),
-                    geom_known.eq(prev_complete),
-                    wcur_valid.eq(0),
+                    geom_known.eq(geom_known | self_complete),
                     cfg.eq(self.control),
                     means_valid.eq(prev_complete & (k_of(self.control) == k_of(cfg))),
-                    nbx_r.eq(ceil_shift(new_w, k_of(self.control))),
-                    nby_r.eq(ceil_shift(y_next, k_of(self.control))),
+                    nbx_r.eq(ceil_shift(eff_w, k_of(self.control))),
+                    nby_r.eq(ceil_shift(eff_h, k_of(self.control))),
                     fb.eq(~fb),
                     status.frames.eq(status.frames + 1),
                     act_boxes.eq(self.boxes),
                     act_zones.eq(self.zones),
                     act_shape.eq(self.control.box_shape),
                 ]
-                with m.If(prev_complete):
-                    m.d.sync += [w_exp.eq(new_w), h_exp.eq(y_next)]
-            with m.If((y == 0) & p.last & ~new_err & ~eff_geom):
-                m.d.sync += [w_cur.eq(x + 1), wcur_valid.eq(1)]
+                with m.If(self_complete):
+                    m.d.sync += [w_exp.eq(w0), h_exp.eq(y_next)]
+            frame_consistent = Mux(is_first, 1, consistent)
+            m.d.sync += consistent.eq(frame_consistent & ~self_bad)
+            with m.If(is_first):
+                m.d.sync += w0_valid.eq(0)
+            with m.If((y == 0) & p.last & ~self_bad & frame_consistent & eff_synced):
+                m.d.sync += [w0.eq(x + 1), w0_valid.eq(1)]
 
         # ---------------------------------------------------------------- span engine
         # Per tag: the x-span of every region on that line, and the line's read context.
@@ -265,8 +269,8 @@ class MaskUnit(wiring.Component):
                 line_ctx.means_valid.eq(Mux(is_first,
                                             prev_complete & (k_of(self.control) == k_of(cfg)),
                                             means_valid)),
-                line_ctx.nbx.eq(Mux(is_first, ceil_shift(new_w, eff_k), nbx_r)),
-                line_ctx.nby.eq(Mux(is_first, ceil_shift(y_next, eff_k), nby_r)),
+                line_ctx.nbx.eq(Mux(is_first, ceil_shift(eff_w, eff_k), nbx_r)),
+                line_ctx.nby.eq(Mux(is_first, ceil_shift(eff_h, eff_k), nby_r)),
                 line_ctx.fb_r.eq(Mux(is_first, fb, ~fb)),
             ]
             for t in (0, 1):
@@ -358,7 +362,7 @@ class MaskUnit(wiring.Component):
 
         # ---------------------------------------------------------------- S0-S3: block means
         acc_layout = data.StructLayout({"en": 1, "blk_start": 1, "row_start": 1, "blk_end": 1,
-                                        "bx": range(mbx), "by": range(mby), "fb": 1})
+                                        "bx": range(max(mbx, 2)), "by": range(max(mby, 2)), "fb": 1})
         a0 = Signal(acc_layout)
         bmask = Signal(6)
         m.d.comb += bmask.eq((Const(1, 6) << eff_k) - 1)

@@ -2,12 +2,14 @@
 
 Behaviour, in the order a pixel meets it (docs/architecture.md explains the choices):
 
-* **Geometry and protocol.** A frame starts at a pixel with `first`; lines end at `last`. A frame
-  that starts and ends cleanly teaches the unit its geometry (W, H). The next frame is *vouched*
-  only if the geometry was known at its start; every pixel of an unvouched frame is the fill
-  colour (fail closed). A protocol error (pixel before any `first`, a line longer or shorter than
-  W, more than H lines, a frame cut short at the next `first`, a size beyond the elaboration
-  maximum) is counted and fills the rest of the frame; the unit recovers at the next `first`.
+* **Geometry and protocol.** A frame starts at a pixel with `first`; lines end at `last`. A
+  *consistent* frame (every line as long as its line 0, within the elaboration maximums, ended
+  on a line end) teaches the unit the expected geometry (W, H). A frame is *vouched* only if a
+  geometry was expected at its start; every pixel of an unvouched frame (the first after reset)
+  is the fill colour (fail closed). A protocol error (pixel before any `first`, a line of another
+  length than expected, more lines than expected, a frame cut short at the next `first`, a size
+  beyond the maximum) is counted and fills the rest of its frame; the unit recovers at the next
+  `first`. Block means come only from frames without any error.
 * **Regions.** Up to `num_boxes` boxes and `num_zones` privacy zones, half-open rectangles. Boxes
   take the configured shape (rectangle or inscribed ellipse); zones are always rectangles. The
   ellipse is evaluated per line as an x-span with integer arithmetic (`region_span`).
@@ -133,8 +135,9 @@ class MaskModel:
         """Return to the state after a hardware reset."""
         self.synced = False
         self.err_in_frame = False
-        self.geom = None           # (W, H) learned from the last clean frame
-        self.width_cur = None      # width of line 0 of the current frame
+        self.geom = None           # (W, H) expected: learned from the last consistent frame
+        self.width0 = None         # width of line 0 of the current frame
+        self.consistent = True     # the current frame's lines all have that width so far
         self.x_next = self.y_next = 0
         self.protocol_errors = 0
         self.frames = 0            # frame starts seen
@@ -146,25 +149,27 @@ class MaskModel:
         self.rows = []             # pixel rows of the current frame (for its block means)
 
     def _start_frame(self, config):
-        prev_complete = (self.synced and not self.err_in_frame and self.x_next == 0
-                         and self.y_next >= 1
+        ended = self.synced and self.x_next == 0 and self.y_next >= 1
+        prev_complete = (ended and not self.err_in_frame
                          and (self.geom is None or self.y_next == self.geom[1]))
         if self.synced and not prev_complete and not self.err_in_frame:
             self.protocol_errors += 1
+        if ended and self.consistent:
+            # A self-consistent frame teaches the geometry, even one that was not expected
+            # (a resolution change); an inconsistent one leaves the expectation as it was.
+            self.geom = (self.width0, self.y_next)
         if prev_complete:
-            frame = np.stack(self.rows)
-            self.geom = (frame.shape[1], frame.shape[0])
-            self.means = block_means(frame, self.cfg.block)
+            self.means = block_means(np.stack(self.rows), self.cfg.block)
             self.means_block = self.cfg.block
         else:
-            self.geom = None
             self.means = None
         self.cfg = config
         if len(config.boxes) > self.num_boxes or len(config.zones) > self.num_zones:
             raise ValueError(f"at most {self.num_boxes} boxes and {self.num_zones} zones")
         self.frame_ok = self.geom is not None
-        self.means_valid = self.frame_ok and self.means_block == config.block
-        self.width_cur = self.geom[0] if self.geom else None
+        self.means_valid = prev_complete and self.means_block == config.block
+        self.width0 = None
+        self.consistent = True
         self.synced, self.err_in_frame = True, False
         self.x_next = self.y_next = 0
         self.rows = []
@@ -177,18 +182,25 @@ class MaskModel:
         fill = np.array(self.cfg.color if self.cfg else (0, 0, 0), dtype=np.uint8)
         x = self.x_next + np.arange(n)
         y = self.y_next
-        if not self.synced:
-            bad = np.ones(n, bool)
-        else:
-            g = self.geometry
-            bad = (x >= g.max_width) | (y >= g.max_height)
-            width = self.geom[0] if self.geom else (self.width_cur if y > 0 else None)
-            if width is not None:
-                bad |= x >= width
-                if last:
-                    bad[-1] |= x[-1] != width - 1
-            if self.geom is not None:
-                bad |= y >= self.geom[1]
+        g = self.geometry
+        # Self-consistency: every line as long as this frame's line 0, within the maximums.
+        self_bad = (x >= g.max_width) | (y >= g.max_height)
+        if self.width0 is not None:
+            self_bad |= x >= self.width0
+            if last:
+                self_bad[-1] |= x[-1] != self.width0 - 1
+        # Expectation: the geometry learned from earlier frames.
+        exp_bad = np.zeros(n, bool)
+        if self.geom is not None:
+            width, height = self.geom
+            exp_bad |= (x >= width) | (y >= height)
+            if last:
+                exp_bad[-1] |= x[-1] != width - 1
+        bad = self_bad | exp_bad | (not self.synced)
+        if self.synced:
+            if self.consistent and y == 0 and last and not self_bad.any():
+                self.width0 = self.x_next + n
+            self.consistent = self.consistent and not self_bad.any()
         err_at = int(np.argmax(bad)) if bad.any() else n
         if self.err_in_frame:
             err_at = 0
@@ -202,8 +214,6 @@ class MaskModel:
         else:
             out[good] = fill
         if not self.err_in_frame:
-            if y == 0 and last:
-                self.width_cur = n + self.x_next if self.width_cur is None else self.width_cur
             if self.x_next == 0:
                 self.rows.append(rgb)
             else:

@@ -7,11 +7,12 @@ __all__ = ["run_stream"]
 
 
 def run_stream(dut, rgb, first, last, setup=None, idle=0.0, backpressure=0.0, seed=0,
-               max_cycles=None):
+               max_cycles=None, finish=None):
     """Push a pixel stream through `dut` (ports `i`, `o`) and return (out_rgb, out_first,
     out_last, cycles).
 
-    `setup(ctx)` sets control ports before the first pixel; `idle` and `backpressure` are the
+    `setup(ctx)` sets control ports before the first pixel, `finish(ctx)` runs after the last
+    pixel is out and its result is stored in `run_stream.finished`; `idle` and `backpressure` are the
     probabilities of an input gap and of `o.ready` low on any cycle (seeded).
     """
     n = len(rgb)
@@ -47,10 +48,14 @@ def run_stream(dut, rgb, first, last, setup=None, idle=0.0, backpressure=0.0, se
                 raise TimeoutError(f"stream stalled: {len(result['rgb'])} of {n} pixels out "
                                    f"after {cycles} cycles ({k} in)")
         result["cycles"] = cycles
+        if finish is not None:
+            ctx.set(dut.i.valid, 0)
+            result["finished"] = finish(ctx)
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
+    run_stream.finished = result.get("finished")
     return (np.array(result["rgb"], dtype=np.uint8).reshape(-1, 3),
             np.array(result["first"], bool), np.array(result["last"], bool), result["cycles"])

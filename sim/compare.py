@@ -1,0 +1,70 @@
+"""Compare RTL output with the model and say where they differ (frame, x, y, expected, got)."""
+
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["stream_coords", "mismatch_report", "assert_stream_equal"]
+
+
+def stream_coords(first, last):
+    """Return (frame, x, y) of every pixel of a stream from its flags (-1 before any first)."""
+    first = np.asarray(first, bool)
+    last = np.asarray(last, bool)
+    n = len(first)
+    frame = np.cumsum(first) - 1
+    # A line starts at a first pixel or after a last pixel.
+    line_start = first.copy()
+    line_start[1:] |= last[:-1]
+    line_start[0] = True
+    idx = np.arange(n)
+    start_pos = np.maximum.accumulate(np.where(line_start, idx, 0))
+    x = idx - start_pos
+    frame_start = np.maximum.accumulate(np.where(first, idx, 0))
+    # Line number within the frame: line starts since the frame's first pixel.
+    ls_cum = np.cumsum(line_start)
+    y = ls_cum - ls_cum[frame_start]
+    y = np.where(frame < 0, ls_cum - 1, y)
+    return frame, x, y
+
+
+def mismatch_report(expected, got, first, last, limit=10):
+    """Return a text naming the first mismatching pixels, or '' when equal."""
+    expected = np.asarray(expected).reshape(-1, 3)
+    got = np.asarray(got).reshape(-1, 3)
+    if len(got) != len(expected):
+        return f"pixel count differs: expected {len(expected)}, got {len(got)}"
+    bad = np.flatnonzero((expected != got).any(axis=1))
+    if len(bad) == 0:
+        return ""
+    frame, x, y = stream_coords(first, last)
+    lines = [f"{len(bad)} of {len(expected)} pixels differ (RGB):"]
+    for i in bad[:limit]:
+        lines.append(f"  frame {frame[i]}, x {x[i]}, y {y[i]}: expected "
+                     f"{tuple(int(v) for v in expected[i])}, got {tuple(int(v) for v in got[i])}")
+    return "\n".join(lines)
+
+
+def assert_stream_equal(expected, got, first, last, frames_like=None, save_dir=None, tag="mask"):
+    """Fail with a mismatch report; with `frames_like`, save the failing frames as PNG
+    (expected, got, difference) under `save_dir`."""
+    report = mismatch_report(expected, got, first, last)
+    if not report:
+        return
+    if frames_like is not None and save_dir is not None and len(got) == len(expected):
+        import cv2
+        save_dir = Path(save_dir)
+        save_dir.mkdir(parents=True, exist_ok=True)
+        i = 0
+        for n, f in enumerate(frames_like):
+            size = f.shape[0] * f.shape[1]
+            e = np.asarray(expected[i:i + size]).reshape(f.shape)
+            g = np.asarray(got[i:i + size]).reshape(f.shape)
+            if (e != g).any():
+                diff = (np.abs(e.astype(int) - g.astype(int)).max(axis=2) > 0) * 255
+                for kind, img in (("expected", e[..., ::-1]), ("got", g[..., ::-1]),
+                                  ("diff", diff.astype(np.uint8))):
+                    cv2.imwrite(str(save_dir / f"{tag}-frame{n}-{kind}.png"), img)
+            i += size
+        report += f"\n(failing frames saved under {save_dir})"
+    raise AssertionError(report)
