@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from obscura.hw.mask import latency_cycles
 from obscura.hw.mask_model import MaskConfig
 from obscura.hw.mask_top import MaskTop
 from obscura.hw.regs import register_map
@@ -44,6 +45,7 @@ class MaskSim:
         lib = build_model(name, lambda: MaskTop(geometry, num_boxes, num_zones), params,
                           quiet=quiet)
         self.dev = VerilatorStream(lib)
+        self.dev_latency = latency_cycles(num_boxes + num_zones)
 
     def configure(self, cfg):
         for offset, value in config_writes(cfg, self.num_boxes, self.num_zones):
