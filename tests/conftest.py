@@ -4,6 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from obscura.samples import ASTRONAUT_FACE, astronaut_bgr
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("OBSCURA_SHARED_DATA", ROOT.parent / "shared" / "data"))
 BUILD = ROOT / "build"
@@ -18,13 +20,7 @@ def shared_data():
 
 
 def astronaut_rgb():
-    from skimage import data
-    return data.astronaut()
-
-
-#: The astronaut's face in scikit-image's 512 x 512 photo (x0, y0, x1, y1): OpenCV's
-#: frontal-face Haar detection (177, 66, 272, 161) grown by about 20% each way.
-ASTRONAUT_FACE = (158, 47, 291, 180)
+    return np.ascontiguousarray(astronaut_bgr()[..., ::-1])
 
 
 def real_face_sample(width, height):
