@@ -23,21 +23,30 @@ from .types import COORD_BITS, BLOCK_SIZES, Geometry, Mode, Region, Shape, pixel
 __all__ = ["MaskUnit", "MaskControl", "MaskStatus", "Color", "ACCUM_STAGES", "LATE_STAGES",
            "ENGINE_LATENCY", "latency_cycles"]
 
-#: Stages S1..S3 (block-mean accumulation) before the delay line.
-ACCUM_STAGES = 3
-#: Stages after the span test: L1 (products), L2 (interpolation), L3 (output register).
-LATE_STAGES = 3
-#: Span engine pipeline depth beyond one cycle per region (E1 and E2 after E0).
-ENGINE_LATENCY = 2
+#: Stages S1..S4 (block-mean accumulation) before the delay line.
+ACCUM_STAGES = 4
+#: Stages P1..P4 just before L0 that compute the mean-store read addresses.
+PREP_STAGES = 4
+#: Stages after the span test L0: L1 (OR, select), L2 (horizontal), L3 (vertical products),
+#: L4 (sum and output select), L5 (output register).
+LATE_STAGES = 5
+#: Span engine pipeline depth beyond one cycle per region (E1..E5 after E0).
+ENGINE_LATENCY = 5
 #: Largest frame height (lines) below which a frame start waits for the previous frame to
 #: drain: with fewer than three 32-line block rows, the previous frame's last line may still read
 #: a mean-store row the new frame is overwriting.
 SMALL_FRAME_LINES = 3 * max(BLOCK_SIZES)
 
 
+def l0_stage(num_regions):
+    """Return the (1-based) stage L0: a line's first pixel reaches it only after the engine,
+    started when that pixel was accepted, has written the line's last span."""
+    return max(num_regions + ENGINE_LATENCY + 1, ACCUM_STAGES + PREP_STAGES + 1)
+
+
 def latency_cycles(num_regions):
     """Return the unit's pixel latency in clocks (input accepted to output valid)."""
-    return num_regions + ENGINE_LATENCY + 1 + LATE_STAGES
+    return l0_stage(num_regions) + LATE_STAGES
 
 
 class Color(data.Struct):
@@ -110,15 +119,14 @@ class MaskUnit(wiring.Component):
             "valid": 1, "r": 8, "g": 8, "b": 8, "first": 1, "last": 1,
             "x": COORD_BITS, "y": COORD_BITS, "tag": 1, "force": 1,
         })
-        # L0 (1-based stage j) sees a line's first pixel only after the engine, started when
-        # that pixel was accepted, has written the line's last span.
-        j = nreg + ENGINE_LATENCY + 1
-        assert j > ACCUM_STAGES
+        j = l0_stage(nreg)
         nstages = j + LATE_STAGES
         st = [Signal(pix_layout, name=f"s{n + 1}") for n in range(nstages)]
-        s1, s2, s3, l0, l1, l2, l3 = st[0], st[1], st[2], st[j - 1], st[j], st[j + 1], st[j + 2]
+        s1, s4 = st[0], st[3]
+        p1 = st[j - 5]                           # P1: first address-preparation stage
+        l0, l4, l_out = st[j - 1], st[j + 3], st[j + 4]
         adv = Signal()
-        m.d.comb += adv.eq(~l3.valid | self.o.ready)
+        m.d.comb += adv.eq(~l_out.valid | self.o.ready)
         accept = Signal()
         m.d.comb += accept.eq(self.i.valid & self.i.ready)
 
@@ -277,7 +285,8 @@ class MaskUnit(wiring.Component):
                 with m.If(tag == (1 - t)):
                     m.d.sync += ctx[t].eq(line_ctx)
 
-        # E0: select a region, E1: t = v * RECIP[h] >> 8, E2: hw = w * SQRT_PROFILE[t] >> 8.
+        # E0 select a region; E1 its geometry, RECIP[h] read; E2 v * RECIP[h]; E3 the profile
+        # read at t = (v * RECIP[h]) >> 8; E4 hw = w * SQRT_PROFILE[t] >> 8; E5 the span.
         regions = Array([act_boxes[i].as_value() for i in range(self.num_boxes)] +
                         [act_zones[i].as_value() for i in range(self.num_zones)])
         m.submodules.recip_rom_eng = recip_rom_eng = memory.Memory(
@@ -286,53 +295,54 @@ class MaskUnit(wiring.Component):
             shape=unsigned(9), depth=256, init=[int(v) for v in SQRT_PROFILE])
         rp_recip_eng = recip_rom_eng.read_port()
         rp_sqrt = sqrt_rom.read_port()
+        idx_shape = range(nreg + 1)
 
-        e0_valid = Signal()
-        m.d.comb += e0_valid.eq(eng_busy & (eng_idx < nreg))
-        reg0 = Signal(Region)
-        m.d.comb += reg0.eq(regions[eng_idx])
-        ell0 = Signal()
-        m.d.comb += ell0.eq((eng_idx < self.num_boxes) & (act_shape == Shape.ELLIPSE))
-        inside0 = Signal()
-        m.d.comb += inside0.eq(reg0.enable & (reg0.x0 < reg0.x1) & (reg0.y0 < reg0.y1) &
-                               (reg0.y0 <= eng_y) & (eng_y < reg0.y1))
-        h0 = Signal(COORD_BITS)
-        v0 = Signal(COORD_BITS + 1)
+        e1 = Signal(data.StructLayout({"valid": 1, "idx": idx_shape, "ell": 1,
+                                       "region": Region}))
+        m.d.sync += [
+            e1.valid.eq(eng_busy & (eng_idx < nreg)), e1.idx.eq(eng_idx),
+            e1.ell.eq((eng_idx < self.num_boxes) & (act_shape == Shape.ELLIPSE)),
+            e1.region.eq(regions[eng_idx]),
+        ]
+        geo_layout = data.StructLayout({"valid": 1, "idx": idx_shape, "ell": 1, "inside": 1,
+                                        "v": COORD_BITS + 1, "w": COORD_BITS,
+                                        "cx2": COORD_BITS + 1})
+        reg1 = e1.region
         sum_y = Signal(COORD_BITS + 1)
         two_y1 = Signal(COORD_BITS + 2)
         m.d.comb += [
-            h0.eq(reg0.y1 - reg0.y0),
-            sum_y.eq(reg0.y0 + reg0.y1),
+            sum_y.eq(reg1.y0 + reg1.y1),
             two_y1.eq((eng_y << 1) + 1),
-            v0.eq(Mux(two_y1 >= sum_y, two_y1 - sum_y, sum_y - two_y1)),
-            rp_recip_eng.addr.eq(h0),
-            rp_recip_eng.en.eq(1),
+            rp_recip_eng.addr.eq(reg1.y1 - reg1.y0),
         ]
-        e1 = Signal(data.StructLayout({"valid": 1, "idx": range(nreg + 1), "inside": 1,
-                                       "ell": 1, "v": COORD_BITS + 1, "w": COORD_BITS,
-                                       "cx2": COORD_BITS + 1}))
+        e2 = Signal(geo_layout)
         m.d.sync += [
-            e1.valid.eq(e0_valid), e1.idx.eq(eng_idx), e1.inside.eq(inside0), e1.ell.eq(ell0),
-            e1.v.eq(v0), e1.w.eq(reg0.x1 - reg0.x0), e1.cx2.eq(reg0.x0 + reg0.x1),
+            e2.valid.eq(e1.valid), e2.idx.eq(e1.idx), e2.ell.eq(e1.ell),
+            e2.inside.eq(reg1.enable & (reg1.x0 < reg1.x1) & (reg1.y0 < reg1.y1) &
+                         (reg1.y0 <= eng_y) & (eng_y < reg1.y1)),
+            e2.v.eq(Mux(two_y1 >= sum_y, two_y1 - sum_y, sum_y - two_y1)),
+            e2.w.eq(reg1.x1 - reg1.x0), e2.cx2.eq(reg1.x0 + reg1.x1),
         ]
+        e3 = Signal(geo_layout)
+        t3 = Signal(8)
         prod_t = Signal(COORD_BITS + 1 + 17)
-        m.d.comb += [prod_t.eq(e1.v * rp_recip_eng.data), rp_sqrt.addr.eq(prod_t[8:16]),
-                     rp_sqrt.en.eq(1)]
-        e2 = Signal.like(e1)
-        m.d.sync += e2.eq(e1)
-        s_prof = Signal(9)
-        m.d.comb += s_prof.eq(Mux(e2.ell, rp_sqrt.data, 256))
-        hw = Signal(COORD_BITS + 1)
-        m.d.comb += hw.eq((e2.w * s_prof) >> 8)
+        m.d.comb += prod_t.eq(e2.v * rp_recip_eng.data)
+        m.d.sync += [e3.eq(e2), t3.eq(prod_t[8:16])]
+        m.d.comb += rp_sqrt.addr.eq(t3)
+        e4 = Signal(geo_layout)
+        m.d.sync += e4.eq(e3)
+        e5 = Signal(geo_layout)
+        hw5 = Signal(COORD_BITS + 1)
+        m.d.sync += [e5.eq(e4), hw5.eq((e4.w * Mux(e4.ell, rp_sqrt.data, 256)) >> 8)]
         lo = Signal(span_w)
         hi = Signal(span_w)
-        m.d.comb += [lo.eq((e2.cx2 - hw) >> 1), hi.eq((e2.cx2 + hw + 1) >> 1)]
-        with m.If(e2.valid):
+        m.d.comb += [lo.eq((e5.cx2 - hw5) >> 1), hi.eq((e5.cx2 + hw5 + 1) >> 1)]
+        with m.If(e5.valid):
             for t in (0, 1):
                 for r in range(nreg):
-                    with m.If((eng_buf == t) & (e2.idx == r)):
-                        m.d.sync += [spans[t][r].lo.eq(Mux(e2.inside, lo, 0)),
-                                     spans[t][r].hi.eq(Mux(e2.inside, hi, 0))]
+                    with m.If((eng_buf == t) & (e5.idx == r)):
+                        m.d.sync += [spans[t][r].lo.eq(Mux(e5.inside, lo, 0)),
+                                     spans[t][r].hi.eq(Mux(e5.inside, hi, 0))]
         with m.If(eng_busy & ~(accept & line_start)):
             m.d.sync += eng_idx.eq(eng_idx + 1)
             with m.If(eng_idx == nreg + ENGINE_LATENCY - 1):
@@ -356,32 +366,33 @@ class MaskUnit(wiring.Component):
         with m.If(adv):
             m.d.sync += st[0].eq(s0)
             for a, b in zip(st[:-1], st[1:]):
-                if b is l3:
-                    continue                       # the output register is written below
-                m.d.sync += b.eq(a)
+                if b is not l_out:               # the output register is written below
+                    m.d.sync += b.eq(a)
 
-        # ---------------------------------------------------------------- S0-S3: block means
+        # ---------------------------------------------------------------- S0-S4: block means
         acc_layout = data.StructLayout({"en": 1, "blk_start": 1, "row_start": 1, "blk_end": 1,
-                                        "bx": range(max(mbx, 2)), "by": range(max(mby, 2)), "fb": 1})
+                                        "xin": 5, "yin": 5, "bx": range(max(mbx, 2)),
+                                        "by": range(max(mby, 2)), "fb": 1})
         a0 = Signal(acc_layout)
         bmask = Signal(6)
         m.d.comb += bmask.eq((Const(1, 6) << eff_k) - 1)
-        xin = Signal(5)
-        yin = Signal(5)
-        m.d.comb += [xin.eq(x & bmask), yin.eq(y & bmask)]
         m.d.comb += [
             a0.en.eq(~new_err & eff_synced),
-            a0.blk_start.eq(xin == 0),
-            a0.row_start.eq(yin == 0),
-            a0.blk_end.eq((xin == bmask) | p.last),
+            a0.xin.eq(x & bmask), a0.yin.eq(y & bmask),
+            a0.blk_start.eq((x & bmask) == 0),
+            a0.row_start.eq((y & bmask) == 0),
+            a0.blk_end.eq(((x & bmask) == bmask) | p.last),
             a0.bx.eq(x >> eff_k),
             a0.by.eq(y >> eff_k),
             a0.fb.eq(Mux(is_first, ~fb, fb)),
         ]
-        a1, a2, a3 = (Signal(acc_layout, name=f"acc{n}") for n in (1, 2, 3))
+        acc = [a0] + [Signal(acc_layout, name=f"acc{n}") for n in range(1, ACCUM_STAGES + 1)]
         with m.If(adv):
-            m.d.sync += [a1.eq(a0), a2.eq(a1), a3.eq(a2)]
+            m.d.sync += [b.eq(a) for a, b in zip(acc[:-1], acc[1:])]
+        a1, a4 = acc[1], acc[4]
 
+        # S1: the block's sum so far (this line's run plus the rows above), S2: RECIP[n] read,
+        # S3: the product, S4: the mean written to the store.
         sum_layout = data.ArrayLayout(unsigned(18), 3)
         m.submodules.col_acc = col_acc = memory.Memory(shape=sum_layout, depth=mbx, init=[])
         col_w = col_acc.write_port()
@@ -391,7 +402,7 @@ class MaskUnit(wiring.Component):
         rp_recip_acc = recip_rom_acc.read_port()
         m.d.comb += [
             col_r.addr.eq(a0.bx), col_r.en.eq(adv),
-            rp_recip_acc.addr.eq((xin + 1) * (yin + 1)), rp_recip_acc.en.eq(adv),
+            rp_recip_acc.addr.eq((a1.xin + 1) * (a1.yin + 1)), rp_recip_acc.en.eq(adv),
         ]
         line_acc = Signal(sum_layout)
         line_sum = Signal(sum_layout)
@@ -407,128 +418,166 @@ class MaskUnit(wiring.Component):
         m.d.comb += [col_w.addr.eq(a1.bx), col_w.data.eq(total),
                      col_w.en.eq(adv & s1.valid & a1.blk_end)]
         total2 = Signal(sum_layout)
-        recip2 = Signal(17)
-        mean3 = Signal(Color)
+        total3 = Signal(sum_layout)
+        recip3 = Signal(17)
+        mean4 = Signal(Color)
         with m.If(adv):
-            m.d.sync += [total2.eq(total), recip2.eq(rp_recip_acc.data)]
+            m.d.sync += [total2.eq(total), total3.eq(total2), recip3.eq(rp_recip_acc.data)]
             for c, name in enumerate("rgb"):
-                m.d.sync += getattr(mean3, name).eq((total2[c] * recip2) >> 16)
+                m.d.sync += getattr(mean4, name).eq((total3[c] * recip3) >> 16)
 
         banks = [[memory.Memory(shape=Color, depth=bank_depth, init=[]) for _ in (0, 1)]
                  for _ in (0, 1)]
-        wps = [[None, None], [None, None]]
         rps = [[None, None], [None, None]]
         for pr in (0, 1):
             for pc in (0, 1):
                 m.submodules[f"means_{pr}{pc}"] = banks[pr][pc]
-                wps[pr][pc] = wp = banks[pr][pc].write_port()
+                wp = banks[pr][pc].write_port()
                 rps[pr][pc] = banks[pr][pc].read_port(transparent_for=(wp,))
                 m.d.comb += [
-                    wp.addr.eq(Mux(a3.fb, rb * cb, 0) + (a3.by >> 1) * cb + (a3.bx >> 1)),
-                    wp.data.eq(mean3),
-                    wp.en.eq(adv & s3.valid & a3.en & a3.blk_end &
-                             (a3.by[0] == pr) & (a3.bx[0] == pc)),
+                    wp.addr.eq(Mux(a4.fb, rb * cb, 0) + (a4.by >> 1) * cb + (a4.bx >> 1)),
+                    wp.data.eq(mean4),
+                    wp.en.eq(adv & s4.valid & a4.en & a4.blk_end &
+                             (a4.by[0] == pr) & (a4.bx[0] == pc)),
                 ]
 
-        # ---------------------------------------------------------------- L0: spans and reads
-        c0 = Signal(ctx_layout)
-        m.d.comb += c0.eq(Mux(l0.tag, ctx[1], ctx[0]))
-        hit = Signal()
-        hits = []
+        # ---------------------------------------------------------------- P1-P4: read addresses
+        # The mean-store reads happen at L0, after the writes at S4, so a frame always reads
+        # its predecessor's finished means (see SMALL_FRAME_LINES for the one exception).
+        c1 = Signal(ctx_layout)
+        m.d.comb += c1.eq(Mux(p1.tag, ctx[1], ctx[0]))
+        late_layout = data.StructLayout({
+            "k": 3, "mode": Mode, "color": Color, "means_valid": 1, "blur": 1,
+            "nbx": cw, "nby": cw, "fb_r": 1})
+        axis_layout = data.StructLayout({"neg": 1, "b0": COORD_BITS, "wgt": 6})
+        prep2 = Signal(data.StructLayout({"ctx": late_layout, "y": axis_layout,
+                                          "x": axis_layout}))
+        half = Mux(c1.k == 3, 4, Mux(c1.k == 4, 8, 16))
+        blur1 = c1.mode == Mode.BLUR
+        with m.If(adv):
+            m.d.sync += [
+                prep2.ctx.k.eq(c1.k), prep2.ctx.mode.eq(c1.mode), prep2.ctx.color.eq(c1.color),
+                prep2.ctx.means_valid.eq(c1.means_valid), prep2.ctx.blur.eq(blur1),
+                prep2.ctx.nbx.eq(c1.nbx), prep2.ctx.nby.eq(c1.nby), prep2.ctx.fb_r.eq(c1.fb_r),
+            ]
+            for name, coord in (("x", p1.x), ("y", p1.y)):
+                src = Mux(blur1, coord - half, coord)[:COORD_BITS]
+                ax = getattr(prep2, name)
+                m.d.sync += [ax.neg.eq(blur1 & (coord < half)), ax.b0.eq(src >> c1.k),
+                             ax.wgt.eq(Mux(blur1, src & ((Const(1, 6) << c1.k) - 1), 0))]
+
+        # P2: clamp at the frame edges (as `effect_colours` in the model), pick the neighbour.
+        side = data.StructLayout({"b0": COORD_BITS, "b1": COORD_BITS, "wgt": 6})
+        prep3 = Signal(data.StructLayout({"ctx": late_layout, "y": side, "x": side}))
+        with m.If(adv):
+            m.d.sync += prep3.ctx.eq(prep2.ctx)
+            for name, count in (("x", prep2.ctx.nbx), ("y", prep2.ctx.nby)):
+                ax, out = getattr(prep2, name), getattr(prep3, name)
+                b0 = Signal(COORD_BITS, name=f"b0_{name}")
+                wgt = Signal(6, name=f"wgt_{name}")
+                with m.If(ax.neg):
+                    m.d.comb += [b0.eq(0), wgt.eq(0)]
+                with m.Elif(prep2.ctx.blur & (ax.b0 + 1 >= count)):
+                    m.d.comb += [b0.eq(count - 1), wgt.eq(0)]
+                with m.Else():
+                    m.d.comb += [b0.eq(ax.b0), wgt.eq(ax.wgt)]
+                m.d.sync += [out.b0.eq(b0), out.wgt.eq(wgt),
+                             out.b1.eq(Mux(wgt != 0, b0 + 1, b0 ^ 1))]
+
+        # P3: per bank, the row base and column; P4: the address.
+        addr_w = max(1, (bank_depth - 1).bit_length())
+        bank_layout = data.ArrayLayout(unsigned(addr_w), 4)
+        row_base = Signal(bank_layout)
+        col_half = Signal(bank_layout)
+        addr5 = Signal(bank_layout)
+        prep4 = Signal(data.StructLayout({"ctx": late_layout, "py": 1, "px": 1, "wx": 6,
+                                          "wy": 6}))
+        prep5 = Signal.like(prep4)
+        with m.If(adv):
+            m.d.sync += [prep4.ctx.eq(prep3.ctx), prep4.py.eq(prep3.y.b0[0]),
+                         prep4.px.eq(prep3.x.b0[0]), prep4.wx.eq(prep3.x.wgt),
+                         prep4.wy.eq(prep3.y.wgt), prep5.eq(prep4)]
+            for pr in (0, 1):
+                for pc in (0, 1):
+                    n = 2 * pr + pc
+                    row = Mux(prep3.y.b0[0] == pr, prep3.y.b0, prep3.y.b1)
+                    col = Mux(prep3.x.b0[0] == pc, prep3.x.b0, prep3.x.b1)
+                    m.d.sync += [row_base[n].eq(Mux(prep3.ctx.fb_r, rb * cb, 0) +
+                                                (row >> 1) * cb),
+                                 col_half[n].eq(col >> 1),
+                                 addr5[n].eq(row_base[n] + col_half[n])]
+        for pr in (0, 1):
+            for pc in (0, 1):
+                m.d.comb += [rps[pr][pc].addr.eq(addr5[2 * pr + pc]), rps[pr][pc].en.eq(adv)]
+
+        # ---------------------------------------------------------------- L0: span test
+        hits1 = Signal(nreg)
         for r in range(nreg):
             sp = Signal(span_layout, name=f"span_l0_{r}")
             m.d.comb += sp.eq(Mux(l0.tag, spans[1][r], spans[0][r]))
-            hits.append((l0.x >= sp.lo) & (l0.x < sp.hi))
-        m.d.comb += hit.eq(Const(0) if not hits else _or(hits))
+            with m.If(adv):
+                m.d.sync += hits1[r].eq((l0.x >= sp.lo) & (l0.x < sp.hi))
 
-        def axis(coord, count, k, blur):
-            """Return (b0, b1, weight) of one axis, as `effect_colours` in the model."""
-            half = Mux(k == 3, 4, Mux(k == 4, 8, 16))
-            f = Signal(COORD_BITS + 1)
-            neg = Signal()
-            m.d.comb += [neg.eq(coord < half), f.eq(coord - half)]
-            src = Mux(blur, f, coord)
-            b0_raw = Signal(COORD_BITS)
-            wgt_raw = Signal(5)
-            m.d.comb += [b0_raw.eq(src >> k), wgt_raw.eq(src & ((Const(1, 6) << k) - 1))]
-            b0 = Signal(COORD_BITS)
-            wgt = Signal(6)
-            with m.If(~blur):
-                m.d.comb += [b0.eq(b0_raw), wgt.eq(0)]
-            with m.Elif(neg):
-                m.d.comb += [b0.eq(0), wgt.eq(0)]
-            with m.Elif(b0_raw + 1 >= count):
-                m.d.comb += [b0.eq(count - 1), wgt.eq(0)]
-            with m.Else():
-                m.d.comb += [b0.eq(b0_raw), wgt.eq(wgt_raw)]
-            b1 = Signal(COORD_BITS)
-            m.d.comb += b1.eq(Mux(wgt != 0, b0 + 1, b0 ^ 1))
-            return b0, b1, wgt
-
-        blur = Signal()
-        m.d.comb += blur.eq(c0.mode == Mode.BLUR)
-        by0, by1, wy = axis(l0.y, c0.nby, c0.k, blur)
-        bx0, bx1, wx = axis(l0.x, c0.nbx, c0.k, blur)
-        for pr in (0, 1):
-            for pc in (0, 1):
-                row = Mux(by0[0] == pr, by0, by1)
-                col = Mux(bx0[0] == pc, bx0, bx1)
-                rp = rps[pr][pc]
-                m.d.comb += [rp.addr.eq(Mux(c0.fb_r, rb * cb, 0) + (row >> 1) * cb + (col >> 1)),
-                             rp.en.eq(adv)]
-
-        late_layout = data.StructLayout({
-            "hit": 1, "py": 1, "px": 1, "wx": 6, "wy": 6, "k": 3, "mode": Mode, "color": Color,
-            "means_valid": 1})
-        q1 = Signal(late_layout)
+        # ---------------------------------------------------------------- L1-L5: interpolation
+        q_layout = data.StructLayout({"ctx": late_layout, "py": 1, "px": 1, "wx": 6, "wy": 6,
+                                      "hit": 1})
+        q1, q2, q3, q4 = (Signal(q_layout, name=f"q{n}") for n in (1, 2, 3, 4))
         with m.If(adv):
-            m.d.sync += [q1.hit.eq(hit), q1.py.eq(by0[0]), q1.px.eq(bx0[0]), q1.wx.eq(wx),
-                         q1.wy.eq(wy), q1.k.eq(c0.k), q1.mode.eq(c0.mode),
-                         q1.color.eq(c0.color), q1.means_valid.eq(c0.means_valid)]
+            m.d.sync += [q1.ctx.eq(prep5.ctx), q1.py.eq(prep5.py), q1.px.eq(prep5.px),
+                         q1.wx.eq(prep5.wx), q1.wy.eq(prep5.wy),
+                         q2.eq(q1), q2.hit.eq(hits1.any()), q3.eq(q2), q4.eq(q3)]
 
-        # ---------------------------------------------------------------- L1-L3: interpolation
-        bsize = Signal(6)
-        m.d.comb += bsize.eq(Const(1, 6) << q1.k)
         def pick(py, px):
             sel = Signal(Color)
             m.d.comb += sel.eq(Mux(py, Mux(px, rps[1][1].data, rps[1][0].data),
                                    Mux(px, rps[0][1].data, rps[0][0].data)))
             return sel
-        c00, c01 = pick(q1.py, q1.px), pick(q1.py, ~q1.px)
-        c10, c11 = pick(~q1.py, q1.px), pick(~q1.py, ~q1.px)
-        q2 = Signal(late_layout)
-        top2 = Signal(data.ArrayLayout(unsigned(14), 3))
-        bot2 = Signal(data.ArrayLayout(unsigned(14), 3))
+
+        corners = Signal(data.ArrayLayout(Color, 4))        # c00, c01, c10, c11 at L2
         with m.If(adv):
-            m.d.sync += q2.eq(q1)
-            for c, name in enumerate("rgb"):
-                m.d.sync += [
-                    top2[c].eq(getattr(c00, name) * (bsize - q1.wx) + getattr(c01, name) * q1.wx),
-                    bot2[c].eq(getattr(c10, name) * (bsize - q1.wx) + getattr(c11, name) * q1.wx),
-                ]
+            m.d.sync += [corners[0].eq(pick(q1.py, q1.px)), corners[1].eq(pick(q1.py, ~q1.px)),
+                         corners[2].eq(pick(~q1.py, q1.px)),
+                         corners[3].eq(pick(~q1.py, ~q1.px))]
         bsize2 = Signal(6)
-        m.d.comb += bsize2.eq(Const(1, 6) << q2.k)
+        bsize3 = Signal(6)
+        m.d.comb += [bsize2.eq(Const(1, 6) << q2.ctx.k), bsize3.eq(Const(1, 6) << q3.ctx.k)]
+        top3 = Signal(data.ArrayLayout(unsigned(14), 3))
+        bot3 = Signal(data.ArrayLayout(unsigned(14), 3))
+        ptop4 = Signal(data.ArrayLayout(unsigned(20), 3))
+        pbot4 = Signal(data.ArrayLayout(unsigned(20), 3))
+        with m.If(adv):
+            for c, name in enumerate("rgb"):
+                c00, c01, c10, c11 = (getattr(corners[i], name) for i in range(4))
+                m.d.sync += [
+                    top3[c].eq(c00 * (bsize2 - q2.wx) + c01 * q2.wx),
+                    bot3[c].eq(c10 * (bsize2 - q2.wx) + c11 * q2.wx),
+                    ptop4[c].eq(top3[c] * (bsize3 - q3.wy)),
+                    pbot4[c].eq(bot3[c] * q3.wy),
+                ]
         interp = Signal(Color)
+        k4 = q4.ctx.k
         for c, name in enumerate("rgb"):
-            acc = Signal(26, name=f"interp_{name}")
-            m.d.comb += [acc.eq(top2[c] * (bsize2 - q2.wy) + bot2[c] * q2.wy +
-                                ((bsize2 * bsize2) >> 1)),
-                         getattr(interp, name).eq(acc >> (q2.k << 1))]
+            total4 = Signal(21, name=f"interp_{name}")
+            m.d.comb += [total4.eq(ptop4[c] + pbot4[c] + ((Const(1, 21) << (k4 << 1)) >> 1)),
+                         getattr(interp, name).eq(total4 >> (k4 << 1))]
 
         use_fill = Signal()
-        m.d.comb += use_fill.eq(l2.force | (q2.hit & ((q2.mode == Mode.SOLID) | ~q2.means_valid)))
+        m.d.comb += use_fill.eq(l4.force |
+                                (q4.hit & ((q4.ctx.mode == Mode.SOLID) | ~q4.ctx.means_valid)))
         out = Signal(pix_layout)
-        m.d.comb += out.eq(l2)
+        m.d.comb += out.eq(l4)
         with m.If(use_fill):
-            m.d.comb += [out.r.eq(q2.color.r), out.g.eq(q2.color.g), out.b.eq(q2.color.b)]
-        with m.Elif(q2.hit):
+            m.d.comb += [out.r.eq(q4.ctx.color.r), out.g.eq(q4.ctx.color.g),
+                         out.b.eq(q4.ctx.color.b)]
+        with m.Elif(q4.hit):
             m.d.comb += [out.r.eq(interp.r), out.g.eq(interp.g), out.b.eq(interp.b)]
         with m.If(adv):
-            m.d.sync += l3.eq(out)
+            m.d.sync += l_out.eq(out)
         m.d.comb += [
-            self.o.valid.eq(l3.valid),
-            self.o.payload.r.eq(l3.r), self.o.payload.g.eq(l3.g), self.o.payload.b.eq(l3.b),
-            self.o.payload.first.eq(l3.first), self.o.payload.last.eq(l3.last),
+            self.o.valid.eq(l_out.valid),
+            self.o.payload.r.eq(l_out.r), self.o.payload.g.eq(l_out.g),
+            self.o.payload.b.eq(l_out.b), self.o.payload.first.eq(l_out.first),
+            self.o.payload.last.eq(l_out.last),
         ]
         return m
 

@@ -85,7 +85,8 @@ def region_span(x0, y0, x1, y1, shape, y):
 def block_means(frame, block):
     """Return the per-block mean colour (nby, nbx, 3) as the unit stores it.
 
-    mean = (sum * RECIP[n]) >> 16 with n the block's pixel count (edge blocks may be partial).
+    mean = (sum * RECIP[n]) >> 16 with n the block's pixel count (edge blocks may be partial):
+    the floor of the true mean for full blocks, at most 1 + 255 n / 2^16 below it otherwise.
     """
     h, w, _ = frame.shape
     nby, nbx = -(-h // block), -(-w // block)
