@@ -18,7 +18,7 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .mask_model import RECIP, SQRT_PROFILE
-from .types import COORD_BITS, BLOCK_SIZES, Geometry, Mode, Region, Shape, pixel_stream
+from .types import BLOCK_SIZES, COORD_BITS, Geometry, Mode, Region, Shape, pixel_stream
 
 __all__ = ["MaskUnit", "MaskControl", "MaskStatus", "Color", "ACCUM_STAGES", "LATE_STAGES",
            "ENGINE_LATENCY", "latency_cycles"]

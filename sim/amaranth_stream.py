@@ -8,12 +8,13 @@ __all__ = ["run_stream"]
 
 def run_stream(dut, rgb, first, last, setup=None, idle=0.0, backpressure=0.0, seed=0,
                max_cycles=None, finish=None):
-    """Push a pixel stream through `dut` (ports `i`, `o`) and return (out_rgb, out_first,
-    out_last, cycles).
+    """Push a pixel stream through `dut` (ports `i`, `o`).
+
+    Return (out_rgb, out_first, out_last, cycles).
 
     `setup(ctx)` sets control ports before the first pixel, `finish(ctx)` runs after the last
-    pixel is out and its result is stored in `run_stream.finished`; `idle` and `backpressure` are the
-    probabilities of an input gap and of `o.ready` low on any cycle (seeded).
+    pixel is out and its result is stored in `run_stream.finished`; `idle` and `backpressure`
+    are the probabilities of an input gap and of `o.ready` low on any cycle (seeded).
     """
     n = len(rgb)
     rng = np.random.default_rng(seed)

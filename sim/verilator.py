@@ -168,4 +168,5 @@ class VerilatorStream:
                                    ctypes.byref(first_out))
         info = {"cycles": self.cycles - c0, "pixels_out": int(got),
                 "first_out_cycle": first_out.value}
-        return out[:got], (out_flags[:got] & 1).astype(bool), (out_flags[:got] & 2).astype(bool), info
+        flags = out_flags[:got]
+        return out[:got], (flags & 1).astype(bool), (flags & 2).astype(bool), info

@@ -2,10 +2,16 @@
 
 import numpy as np
 import pytest
-from conftest import real_frame_rgb
 
+from conftest import real_frame_rgb
 from obscura.hw.mask import (
-    ACCUM_STAGES, ENGINE_LATENCY, LATE_STAGES, PREP_STAGES, MaskUnit, latency_cycles)
+    ACCUM_STAGES,
+    ENGINE_LATENCY,
+    LATE_STAGES,
+    PREP_STAGES,
+    MaskUnit,
+    latency_cycles,
+)
 from obscura.hw.mask_model import MaskConfig, MaskModel, frames_to_stream
 from obscura.hw.types import BLOCK_SIZES, Geometry, Mode, Shape
 from obscura.sim.amaranth_stream import run_stream
@@ -73,7 +79,8 @@ def test_region_counts(boxes, zones):
 
 def test_latency_is_the_named_constant():
     dut = MaskUnit(GEOM, num_boxes=2, num_zones=1)
-    assert dut.latency == latency_cycles(3) == max(3 + ENGINE_LATENCY + 1, ACCUM_STAGES + PREP_STAGES + 1) + LATE_STAGES
+    l0 = max(3 + ENGINE_LATENCY + 1, ACCUM_STAGES + PREP_STAGES + 1)
+    assert dut.latency == latency_cycles(3) == l0 + LATE_STAGES
     frames = moving_frames(2, 64, 4)
     rgb, first, last = frames_to_stream(frames)
     cycles_seen = {}

@@ -5,12 +5,20 @@ import math
 
 import numpy as np
 import pytest
-from conftest import real_face_sample
 
+from conftest import real_face_sample
 from obscura.hw.mask import MaskUnit
 from obscura.hw.mask_model import (
-    RECIP, SQRT_PROFILE, MaskConfig, MaskModel, block_means, effect_colours, frames_to_stream,
-    region_span, stream_to_frames)
+    RECIP,
+    SQRT_PROFILE,
+    MaskConfig,
+    MaskModel,
+    block_means,
+    effect_colours,
+    frames_to_stream,
+    region_span,
+    stream_to_frames,
+)
 from obscura.hw.types import Geometry, Mode, Shape
 from obscura.sim.compare import stream_coords
 

@@ -3,8 +3,8 @@ with idle cycles and backpressure, against the model bit for bit."""
 
 import numpy as np
 import pytest
-from conftest import BUILD, real_face_sample
 
+from conftest import BUILD, real_face_sample
 from obscura.hw.mask_model import MaskConfig, MaskModel, frames_to_stream
 from obscura.hw.regs import ID_VALUE, register_map
 from obscura.hw.types import BLOCK_SIZES, Geometry, Mode, Shape
@@ -43,7 +43,8 @@ def test_full_720p_frame_matches_model(sim, hd_frames, mode, shape, block):
     sim.configure(cfg)
     got, info = sim.process_stream(rgb, first, last)
     assert_stream_equal(expected, got, first, last, frames_like=frames,
-                        save_dir=BUILD / "test-failures", tag=f"mask-{mode.name}-{shape.name}-{block}")
+                        save_dir=BUILD / "test-failures",
+                        tag=f"mask-{mode.name}-{shape.name}-{block}")
     # One pixel per clock: the only cycles beyond the pixel count are the pipeline latency.
     assert info["cycles"] == len(rgb) + sim.dev_latency
     assert sim.dev.read_reg(REG["FRAMES"]) == 2

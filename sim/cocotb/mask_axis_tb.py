@@ -103,8 +103,8 @@ class TB:
 
 def frames(n, w, h, seed):
     rng = np.random.default_rng(seed)
-    from skimage import data
     import cv2
+    from skimage import data
     base = cv2.resize(data.astronaut(), (w + 8, h + 8), interpolation=cv2.INTER_AREA)
     offs = rng.integers(0, 8, (n, 2))
     return [np.ascontiguousarray(base[oy:oy + h, ox:ox + w]) for oy, ox in offs]
