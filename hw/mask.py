@@ -23,15 +23,15 @@ from .types import BLOCK_SIZES, COORD_BITS, Geometry, Mode, Region, Shape, pixel
 __all__ = ["MaskUnit", "MaskControl", "MaskStatus", "Color", "ACCUM_STAGES", "LATE_STAGES",
            "ENGINE_LATENCY", "latency_cycles"]
 
-#: Stages S1..S4 (block-mean accumulation) before the delay line.
-ACCUM_STAGES = 4
+#: Stages S1..S5 (block-mean accumulation) before the delay line.
+ACCUM_STAGES = 5
 #: Stages P1..P4 just before L0 that compute the mean-store read addresses.
 PREP_STAGES = 4
-#: Stages after the span test L0: L1 (OR, select), L2 (horizontal), L3 (vertical products),
-#: L4 (sum and output select), L5 (output register).
-LATE_STAGES = 5
-#: Span engine pipeline depth beyond one cycle per region (E1..E5 after E0).
-ENGINE_LATENCY = 5
+#: Stages after the span test L0: L1 (OR, corner select), L2 (horizontal products), L3 (sums),
+#: L4 (vertical products), L5 (sum and output select), L6 (output register).
+LATE_STAGES = 6
+#: Span engine pipeline depth beyond one cycle per region (E1..E7 after E0).
+ENGINE_LATENCY = 7
 #: Largest frame height (lines) below which a frame start waits for the previous frame to
 #: drain: with fewer than three 32-line block rows, the previous frame's last line may still read
 #: a mean-store row the new frame is overwriting.
@@ -122,9 +122,9 @@ class MaskUnit(wiring.Component):
         j = l0_stage(nreg)
         nstages = j + LATE_STAGES
         st = [Signal(pix_layout, name=f"s{n + 1}") for n in range(nstages)]
-        s1, s4 = st[0], st[3]
+        s1, s5 = st[0], st[4]
         p1 = st[j - 5]                           # P1: first address-preparation stage
-        l0, l4, l_out = st[j - 1], st[j + 3], st[j + 4]
+        l0, l5, l_out = st[j - 1], st[j + 4], st[j + 5]
         adv = Signal()
         m.d.comb += adv.eq(~l_out.valid | self.o.ready)
         accept = Signal()
@@ -177,14 +177,21 @@ class MaskUnit(wiring.Component):
             eff_w.eq(Mux(is_first & self_complete, w0, w_exp)),
             eff_h.eq(Mux(is_first & self_complete, y_next, h_exp)),
         ]
-        w0_known = Signal()
-        m.d.comb += w0_known.eq(~is_first & w0_valid)
+        # The checks, written for timing: a first pixel is at (0, 0), so only a one-pixel line can
+        # break the expectation there; any other pixel compares the registered counters with
+        # registered limits (w0 - 1 and W - 1 are kept alongside w0 and W).
+        w0m1 = Signal(cw)
+        wexpm1 = Signal(cw)
         self_bad = Signal()
-        m.d.comb += self_bad.eq((x >= g.max_width) | (y >= g.max_height) |
-                                (w0_known & ((x >= w0) | (p.last & (x != w0 - 1)))))
+        m.d.comb += self_bad.eq(~is_first & (
+            (x_next >= g.max_width) | (y_next >= g.max_height) |
+            (w0_valid & ((x_next >= w0) | (p.last & (x_next != w0m1))))))
+        first_w_is_1 = Mux(self_complete, w0m1 == 0, wexpm1 == 0)
         exp_bad = Signal()
-        m.d.comb += exp_bad.eq(eff_geom & ((x >= eff_w) | (p.last & (x != eff_w - 1)) |
-                                           (y >= eff_h)))
+        m.d.comb += exp_bad.eq(Mux(
+            is_first, eff_geom & p.last & ~first_w_is_1,
+            geom_known & ((x_next >= w_exp) | (p.last & (x_next != wexpm1)) |
+                          (y_next >= h_exp))))
         bad = Signal()
         m.d.comb += bad.eq(~eff_synced | self_bad | exp_bad)
         new_err = Signal()
@@ -205,6 +212,10 @@ class MaskUnit(wiring.Component):
             return Mux(k == 3, (value + 7) >> 3, Mux(k == 4, (value + 15) >> 4, (value + 31) >> 5))
 
         status = self.status
+        # The error counter adds last cycle's events (keeps the adder off the check path).
+        err_events = Signal(2)
+        m.d.sync += [err_events.eq(Mux(accept, err_here + err_at_first, 0)),
+                     status.errors.eq(status.errors + err_events)]
         m.d.comb += status.protocol_error.eq(accept & (err_here | err_at_first))
         m.d.comb += [status.frame_ok.eq(geom_known & ~err_in_frame),
                      status.means_valid.eq(means_valid)]
@@ -214,7 +225,6 @@ class MaskUnit(wiring.Component):
                 err_in_frame.eq(new_err),
                 x_next.eq(Mux(p.last, 0, x + 1)),
                 y_next.eq(Mux(p.last, y + 1, y)),
-                status.errors.eq(status.errors + err_here + err_at_first),
             ]
             with m.If(is_first):
                 m.d.sync += [
@@ -231,13 +241,13 @@ class MaskUnit(wiring.Component):
                     act_shape.eq(self.control.box_shape),
                 ]
                 with m.If(self_complete):
-                    m.d.sync += [w_exp.eq(w0), h_exp.eq(y_next)]
+                    m.d.sync += [w_exp.eq(w0), wexpm1.eq(w0m1), h_exp.eq(y_next)]
             frame_consistent = Mux(is_first, 1, consistent)
             m.d.sync += consistent.eq(frame_consistent & ~self_bad)
             with m.If(is_first):
                 m.d.sync += w0_valid.eq(0)
             with m.If((y == 0) & p.last & ~self_bad & frame_consistent & eff_synced):
-                m.d.sync += [w0.eq(x + 1), w0_valid.eq(1)]
+                m.d.sync += [w0.eq(x + 1), w0m1.eq(x), w0_valid.eq(1)]
 
         # ---------------------------------------------------------------- span engine
         # Per tag: the x-span of every region on that line, and the line's read context.
@@ -285,8 +295,10 @@ class MaskUnit(wiring.Component):
                 with m.If(tag == (1 - t)):
                     m.d.sync += ctx[t].eq(line_ctx)
 
-        # E0 select a region; E1 its geometry, RECIP[h] read; E2 v * RECIP[h]; E3 the profile
-        # read at t = (v * RECIP[h]) >> 8; E4 hw = w * SQRT_PROFILE[t] >> 8; E5 the span.
+        # E0 select a region; E1 its geometry, RECIP[h] read; E2 register the ROM output;
+        # E3 t = (v * RECIP[h]) >> 8; E4 the profile read; E5 register it;
+        # E6 hw = w * SQRT_PROFILE[t] >> 8; E7 the span. ROM outputs are registered before
+        # any multiply: an EBR's clock-to-out plus a multiplier does not fit 10 ns.
         regions = Array([act_boxes[i].as_value() for i in range(self.num_boxes)] +
                         [act_zones[i].as_value() for i in range(self.num_zones)])
         m.submodules.recip_rom_eng = recip_rom_eng = memory.Memory(
@@ -323,26 +335,26 @@ class MaskUnit(wiring.Component):
             e2.v.eq(Mux(two_y1 >= sum_y, two_y1 - sum_y, sum_y - two_y1)),
             e2.w.eq(reg1.x1 - reg1.x0), e2.cx2.eq(reg1.x0 + reg1.x1),
         ]
-        e3 = Signal(geo_layout)
-        t3 = Signal(8)
-        prod_t = Signal(COORD_BITS + 1 + 17)
-        m.d.comb += prod_t.eq(e2.v * rp_recip_eng.data)
-        m.d.sync += [e3.eq(e2), t3.eq(prod_t[8:16])]
-        m.d.comb += rp_sqrt.addr.eq(t3)
-        e4 = Signal(geo_layout)
-        m.d.sync += e4.eq(e3)
-        e5 = Signal(geo_layout)
-        hw5 = Signal(COORD_BITS + 1)
-        m.d.sync += [e5.eq(e4), hw5.eq((e4.w * Mux(e4.ell, rp_sqrt.data, 256)) >> 8)]
+        e3, e4, e5, e6, e7 = (Signal(geo_layout, name=f"e{n}") for n in range(3, 8))
+        recip3 = Signal(17)
+        t4 = Signal(8)
+        prof6 = Signal(9)
+        hw7 = Signal(COORD_BITS + 1)
+        m.d.sync += [e3.eq(e2), recip3.eq(rp_recip_eng.data),
+                     e4.eq(e3), t4.eq((e3.v * recip3)[8:16]),
+                     e5.eq(e4),
+                     e6.eq(e5), prof6.eq(Mux(e5.ell, rp_sqrt.data, 256)),
+                     e7.eq(e6), hw7.eq((e6.w * prof6) >> 8)]
+        m.d.comb += rp_sqrt.addr.eq(t4)
         lo = Signal(span_w)
         hi = Signal(span_w)
-        m.d.comb += [lo.eq((e5.cx2 - hw5) >> 1), hi.eq((e5.cx2 + hw5 + 1) >> 1)]
-        with m.If(e5.valid):
+        m.d.comb += [lo.eq((e7.cx2 - hw7) >> 1), hi.eq((e7.cx2 + hw7 + 1) >> 1)]
+        with m.If(e7.valid):
             for t in (0, 1):
                 for r in range(nreg):
-                    with m.If((eng_buf == t) & (e5.idx == r)):
-                        m.d.sync += [spans[t][r].lo.eq(Mux(e5.inside, lo, 0)),
-                                     spans[t][r].hi.eq(Mux(e5.inside, hi, 0))]
+                    with m.If((eng_buf == t) & (e7.idx == r)):
+                        m.d.sync += [spans[t][r].lo.eq(Mux(e7.inside, lo, 0)),
+                                     spans[t][r].hi.eq(Mux(e7.inside, hi, 0))]
         with m.If(eng_busy & ~(accept & line_start)):
             m.d.sync += eng_idx.eq(eng_idx + 1)
             with m.If(eng_idx == nreg + ENGINE_LATENCY - 1):
@@ -369,7 +381,7 @@ class MaskUnit(wiring.Component):
                 if b is not l_out:               # the output register is written below
                     m.d.sync += b.eq(a)
 
-        # ---------------------------------------------------------------- S0-S4: block means
+        # ---------------------------------------------------------------- S0-S5: block means
         acc_layout = data.StructLayout({"en": 1, "blk_start": 1, "row_start": 1, "blk_end": 1,
                                         "xin": 5, "yin": 5, "bx": range(max(mbx, 2)),
                                         "by": range(max(mby, 2)), "fb": 1})
@@ -389,10 +401,13 @@ class MaskUnit(wiring.Component):
         acc = [a0] + [Signal(acc_layout, name=f"acc{n}") for n in range(1, ACCUM_STAGES + 1)]
         with m.If(adv):
             m.d.sync += [b.eq(a) for a, b in zip(acc[:-1], acc[1:])]
-        a1, a4 = acc[1], acc[4]
+        a1, a5 = acc[1], acc[5]
 
-        # S1: the block's sum so far (this line's run plus the rows above), S2: RECIP[n] read,
-        # S3: the product, S4: the mean written to the store.
+        # S1: this line's run of the block; S2: plus the rows above; S3: RECIP[n] read;
+        # S4: the product; S5: the mean written to the store. col_acc is read as a pixel enters
+        # S1 and written as a block's last pixel leaves S2; only block-end pixels use what they
+        # read, and the next block end of the same column is a line later: at least two pixels
+        # later, since one-pixel lines each wait for the span engine (>= 8 clocks).
         sum_layout = data.ArrayLayout(unsigned(18), 3)
         m.submodules.col_acc = col_acc = memory.Memory(shape=sum_layout, depth=mbx, init=[])
         col_w = col_acc.write_port()
@@ -400,32 +415,44 @@ class MaskUnit(wiring.Component):
         m.submodules.recip_rom_acc = recip_rom_acc = memory.Memory(
             shape=unsigned(17), depth=1025, init=[int(v) for v in RECIP[:1025]])
         rp_recip_acc = recip_rom_acc.read_port()
+        a2, a3 = acc[2], acc[3]
         m.d.comb += [
             col_r.addr.eq(a0.bx), col_r.en.eq(adv),
-            rp_recip_acc.addr.eq((a1.xin + 1) * (a1.yin + 1)), rp_recip_acc.en.eq(adv),
+            rp_recip_acc.addr.eq((a2.xin + 1) * (a2.yin + 1)), rp_recip_acc.en.eq(adv),
         ]
+        s2 = st[1]
         line_acc = Signal(sum_layout)
         line_sum = Signal(sum_layout)
+        line_sum2 = Signal(sum_layout)
+        col2 = Signal(sum_layout)
         total = Signal(sum_layout)
         for c, name in enumerate("rgb"):
-            chan = getattr(s1, name)
             m.d.comb += [
-                line_sum[c].eq(Mux(a1.blk_start, 0, line_acc[c]) + chan),
-                total[c].eq(line_sum[c] + Mux(a1.row_start, 0, col_r.data[c])),
+                line_sum[c].eq(Mux(a1.blk_start, 0, line_acc[c]) + getattr(s1, name)),
+                total[c].eq(line_sum2[c] + Mux(a2.row_start, 0, col2[c])),
             ]
         with m.If(adv & s1.valid):
             m.d.sync += line_acc.eq(line_sum)
-        m.d.comb += [col_w.addr.eq(a1.bx), col_w.data.eq(total),
-                     col_w.en.eq(adv & s1.valid & a1.blk_end)]
-        total2 = Signal(sum_layout)
-        total3 = Signal(sum_layout)
-        recip3 = Signal(17)
-        mean4 = Signal(Color)
         with m.If(adv):
-            m.d.sync += [total2.eq(total), total3.eq(total2), recip3.eq(rp_recip_acc.data)]
+            m.d.sync += [line_sum2.eq(line_sum), col2.eq(col_r.data)]
+        m.d.comb += [col_w.addr.eq(a2.bx), col_w.data.eq(total),
+                     col_w.en.eq(adv & s2.valid & a2.blk_end)]
+        total3 = Signal(sum_layout)
+        total4 = Signal(sum_layout)
+        recip4 = Signal(17)
+        mean5 = Signal(Color)
+        with m.If(adv):
+            m.d.sync += [total3.eq(total), total4.eq(total3), recip4.eq(rp_recip_acc.data)]
             for c, name in enumerate("rgb"):
-                m.d.sync += getattr(mean4, name).eq((total3[c] * recip3) >> 16)
+                m.d.sync += getattr(mean5, name).eq((total4[c] * recip4) >> 16)
 
+        # The write address is prepared over S3-S4 (a multiply by the row stride, two adds).
+        addr_w = max(1, (bank_depth - 1).bit_length())
+        wrow4 = Signal(addr_w)
+        waddr5 = Signal(addr_w)
+        with m.If(adv):
+            m.d.sync += [wrow4.eq(Mux(a3.fb, rb * cb, 0) + (a3.by >> 1) * cb),
+                         waddr5.eq(wrow4 + (acc[4].bx >> 1))]
         banks = [[memory.Memory(shape=Color, depth=bank_depth, init=[]) for _ in (0, 1)]
                  for _ in (0, 1)]
         rps = [[None, None], [None, None]]
@@ -435,14 +462,14 @@ class MaskUnit(wiring.Component):
                 wp = banks[pr][pc].write_port()
                 rps[pr][pc] = banks[pr][pc].read_port(transparent_for=(wp,))
                 m.d.comb += [
-                    wp.addr.eq(Mux(a4.fb, rb * cb, 0) + (a4.by >> 1) * cb + (a4.bx >> 1)),
-                    wp.data.eq(mean4),
-                    wp.en.eq(adv & s4.valid & a4.en & a4.blk_end &
-                             (a4.by[0] == pr) & (a4.bx[0] == pc)),
+                    wp.addr.eq(waddr5),
+                    wp.data.eq(mean5),
+                    wp.en.eq(adv & s5.valid & a5.en & a5.blk_end &
+                             (a5.by[0] == pr) & (a5.bx[0] == pc)),
                 ]
 
         # ---------------------------------------------------------------- P1-P4: read addresses
-        # The mean-store reads happen at L0, after the writes at S4, so a frame always reads
+        # The mean-store reads happen at L0, after the writes at S5, so a frame always reads
         # its predecessor's finished means (see SMALL_FRAME_LINES for the one exception).
         c1 = Signal(ctx_layout)
         m.d.comb += c1.eq(Mux(p1.tag, ctx[1], ctx[0]))
@@ -485,7 +512,6 @@ class MaskUnit(wiring.Component):
                              out.b1.eq(Mux(wgt != 0, b0 + 1, b0 ^ 1))]
 
         # P3: per bank, the row base and column; P4: the address.
-        addr_w = max(1, (bank_depth - 1).bit_length())
         bank_layout = data.ArrayLayout(unsigned(addr_w), 4)
         row_base = Signal(bank_layout)
         col_half = Signal(bank_layout)
@@ -518,14 +544,14 @@ class MaskUnit(wiring.Component):
             with m.If(adv):
                 m.d.sync += hits1[r].eq((l0.x >= sp.lo) & (l0.x < sp.hi))
 
-        # ---------------------------------------------------------------- L1-L5: interpolation
+        # ---------------------------------------------------------------- L1-L6: interpolation
         q_layout = data.StructLayout({"ctx": late_layout, "py": 1, "px": 1, "wx": 6, "wy": 6,
                                       "hit": 1})
-        q1, q2, q3, q4 = (Signal(q_layout, name=f"q{n}") for n in (1, 2, 3, 4))
+        q1, q2, q3, q4, q5 = (Signal(q_layout, name=f"q{n}") for n in (1, 2, 3, 4, 5))
         with m.If(adv):
             m.d.sync += [q1.ctx.eq(prep5.ctx), q1.py.eq(prep5.py), q1.px.eq(prep5.px),
                          q1.wx.eq(prep5.wx), q1.wy.eq(prep5.wy),
-                         q2.eq(q1), q2.hit.eq(hits1.any()), q3.eq(q2), q4.eq(q3)]
+                         q2.eq(q1), q2.hit.eq(hits1.any()), q3.eq(q2), q4.eq(q3), q5.eq(q4)]
 
         def pick(py, px):
             sel = Signal(Color)
@@ -539,37 +565,40 @@ class MaskUnit(wiring.Component):
                          corners[2].eq(pick(~q1.py, q1.px)),
                          corners[3].eq(pick(~q1.py, ~q1.px))]
         bsize2 = Signal(6)
-        bsize3 = Signal(6)
-        m.d.comb += [bsize2.eq(Const(1, 6) << q2.ctx.k), bsize3.eq(Const(1, 6) << q3.ctx.k)]
-        top3 = Signal(data.ArrayLayout(unsigned(14), 3))
-        bot3 = Signal(data.ArrayLayout(unsigned(14), 3))
-        ptop4 = Signal(data.ArrayLayout(unsigned(20), 3))
-        pbot4 = Signal(data.ArrayLayout(unsigned(20), 3))
+        bsize4 = Signal(6)
+        m.d.comb += [bsize2.eq(Const(1, 6) << q2.ctx.k), bsize4.eq(Const(1, 6) << q4.ctx.k)]
+        hprod3 = Signal(data.ArrayLayout(data.ArrayLayout(unsigned(14), 4), 3))
+        top4 = Signal(data.ArrayLayout(unsigned(14), 3))
+        bot4 = Signal(data.ArrayLayout(unsigned(14), 3))
+        ptop5 = Signal(data.ArrayLayout(unsigned(20), 3))
+        pbot5 = Signal(data.ArrayLayout(unsigned(20), 3))
         with m.If(adv):
             for c, name in enumerate("rgb"):
-                c00, c01, c10, c11 = (getattr(corners[i], name) for i in range(4))
+                weights = (bsize2 - q2.wx, q2.wx, bsize2 - q2.wx, q2.wx)
+                m.d.sync += [hprod3[c][i].eq(getattr(corners[i], name) * weights[i])
+                             for i in range(4)]
                 m.d.sync += [
-                    top3[c].eq(c00 * (bsize2 - q2.wx) + c01 * q2.wx),
-                    bot3[c].eq(c10 * (bsize2 - q2.wx) + c11 * q2.wx),
-                    ptop4[c].eq(top3[c] * (bsize3 - q3.wy)),
-                    pbot4[c].eq(bot3[c] * q3.wy),
+                    top4[c].eq(hprod3[c][0] + hprod3[c][1]),
+                    bot4[c].eq(hprod3[c][2] + hprod3[c][3]),
+                    ptop5[c].eq(top4[c] * (bsize4 - q4.wy)),
+                    pbot5[c].eq(bot4[c] * q4.wy),
                 ]
         interp = Signal(Color)
-        k4 = q4.ctx.k
+        k5 = q5.ctx.k
         for c, name in enumerate("rgb"):
-            total4 = Signal(21, name=f"interp_{name}")
-            m.d.comb += [total4.eq(ptop4[c] + pbot4[c] + ((Const(1, 21) << (k4 << 1)) >> 1)),
-                         getattr(interp, name).eq(total4 >> (k4 << 1))]
+            total5 = Signal(21, name=f"interp_{name}")
+            m.d.comb += [total5.eq(ptop5[c] + pbot5[c] + ((Const(1, 21) << (k5 << 1)) >> 1)),
+                         getattr(interp, name).eq(total5 >> (k5 << 1))]
 
         use_fill = Signal()
-        m.d.comb += use_fill.eq(l4.force |
-                                (q4.hit & ((q4.ctx.mode == Mode.SOLID) | ~q4.ctx.means_valid)))
+        m.d.comb += use_fill.eq(l5.force |
+                                (q5.hit & ((q5.ctx.mode == Mode.SOLID) | ~q5.ctx.means_valid)))
         out = Signal(pix_layout)
-        m.d.comb += out.eq(l4)
+        m.d.comb += out.eq(l5)
         with m.If(use_fill):
-            m.d.comb += [out.r.eq(q4.ctx.color.r), out.g.eq(q4.ctx.color.g),
-                         out.b.eq(q4.ctx.color.b)]
-        with m.Elif(q4.hit):
+            m.d.comb += [out.r.eq(q5.ctx.color.r), out.g.eq(q5.ctx.color.g),
+                         out.b.eq(q5.ctx.color.b)]
+        with m.Elif(q5.hit):
             m.d.comb += [out.r.eq(interp.r), out.g.eq(interp.g), out.b.eq(interp.b)]
         with m.If(adv):
             m.d.sync += l_out.eq(out)

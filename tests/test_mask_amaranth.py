@@ -199,3 +199,13 @@ def test_status_counts_errors_and_frames(kind):
     assert (status.errors, status.frames) == (model.protocol_errors, model.frames)
     assert status.frame_ok == int(model.frame_ok and not model.err_in_frame)
     assert status.means_valid == int(model.means_valid)
+
+
+@pytest.mark.parametrize("width,block", [(1, 8), (5, 8), (8, 8), (9, 8), (20, 32)])
+def test_narrow_frames(width, block):
+    """Frames one block wide or less: consecutive lines hit the same block column (the
+    column accumulator's forwarding path) and lines are shorter than the pipeline."""
+    dut = MaskUnit(GEOM, num_boxes=1, num_zones=0)
+    cfg = MaskConfig(mode=Mode.BLUR, block=block, boxes=[(0, 1, width, 9)])
+    frames = moving_frames(3, width, 11)
+    check(dut, cfg, *frames_to_stream(frames), backpressure=0.2, seed=width)

@@ -1,0 +1,373 @@
+"""Bit-exact numpy model of the face-window detector: the specification of its RTL.
+
+Every step is an integer function with documented widths (docs/detector.md):
+
+1. `luma`: BT.601 luma exactly as OpenCV's `cvtColor(..., COLOR_RGB2GRAY)`.
+2. `downscale`: D x D box mean (D = 1, 2 or 4), so a 24 px window finds faces of 24 * D px.
+3. `pyramid_levels`: scale factors f^s in 16.16 fixed point; `resize_level`: bilinear
+   resampling with 8-bit weights from the base image.
+4. `integrals`: integral and squared-integral images kept modulo 2**SUM_BITS and
+   2**SQSUM_BITS: every rectangle lies inside one window, whose true sums fit those widths, so
+   the modular differences are exact at any frame size.
+5. Variance normalisation: nf = isqrt(A * sqsum - sum**2) over the window's inner rectangle
+   (OpenCV's `normrect`), nf = 1 when zero.
+6. Weak classifiers: node `feature_sum * 2**NODE_FRAC < t_q * nf` chooses the child; stage sums
+   of leaf values against the stage threshold; OpenCV's window order and step (2, or 1 from
+   scale 2 on) and its skip of the next window after a stage-0 rejection.
+7. `group`: raw windows clustered against each cluster's first window with OpenCV's similarity
+   test (eps 0.2), at most `max_clusters` clusters; clusters with more than `min_neighbors`
+   members give their rounded mean; OpenCV's removal of small boxes inside bigger ones.
+"""
+
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .cascade import NODE_FRAC, Cascade, load_cascade
+
+__all__ = ["DetectorParams", "Detection", "detect", "luma", "downscale", "pyramid_levels",
+           "resize_level", "integrals", "isqrt", "group", "SUM_BITS", "SQSUM_BITS"]
+
+#: Integral-image widths: a 31 x 31 window sums to < 2**18 (luma) and < 2**26 (luma squared).
+SUM_BITS = 18
+SQSUM_BITS = 26
+#: Scale factors and sampling positions are 16.16 fixed point.
+SCALE_FRAC = 16
+
+
+@dataclass(frozen=True)
+class DetectorParams:
+    """Detector settings; `min_size` is in input pixels (0: the window size times `downscale`)."""
+    scale_factor: float = 1.2
+    min_neighbors: int = 3
+    min_size: int = 0
+    downscale: int = 2
+    max_clusters: int = 128
+    max_levels: int = 32
+
+    def __post_init__(self):
+        if not 1.01 <= self.scale_factor <= 2.0:
+            raise ValueError(f"scale_factor must be in 1.01..2.0, not {self.scale_factor!r}")
+        if self.downscale not in (1, 2, 4):
+            raise ValueError(f"downscale must be 1, 2 or 4, not {self.downscale!r}")
+        if self.min_neighbors < 0 or self.min_size < 0:
+            raise ValueError("min_neighbors and min_size must be >= 0")
+
+    @property
+    def scale_q(self):
+        return round(self.scale_factor * (1 << SCALE_FRAC))
+
+
+@dataclass
+class Detection:
+    """The detector's result for one frame: boxes (x0, y0, x1, y1) half-open in input pixels,
+    and the work the hardware does for it."""
+    boxes: list
+    raw: list = field(default_factory=list)     # raw windows (x, y, w, h) in base pixels
+    windows: int = 0                            # windows evaluated
+    weak_evaluated: int = 0                     # weak classifiers evaluated
+    levels: int = 0                             # pyramid levels scanned
+    cluster_overflow: int = 0                   # raw windows that found no free cluster
+
+
+def luma(rgb):
+    """Return the 8-bit luma of an RGB (or already single-channel) image."""
+    rgb = np.asarray(rgb)
+    if rgb.ndim == 2:
+        return rgb.astype(np.uint8)
+    if rgb.ndim != 3 or rgb.shape[2] not in (3, 4):
+        raise ValueError(f"expected an H x W x 3 image, got shape {rgb.shape}")
+    r, g, b = (rgb[..., i].astype(np.int64) for i in range(3))
+    return ((r * 4899 + g * 9617 + b * 1868 + 8192) >> 14).astype(np.uint8)
+
+
+def downscale(y, d):
+    """Return the D x D box mean (rounded) of a luma image, cropped to whole blocks."""
+    if d == 1:
+        return np.asarray(y, np.uint8)
+    h, w = y.shape[0] // d, y.shape[1] // d
+    blocks = y[:h * d, :w * d].astype(np.int64).reshape(h, d, w, d).sum(axis=(1, 3))
+    shift = 2 * (d.bit_length() - 1)
+    return ((blocks + (1 << (shift - 1))) >> shift).astype(np.uint8)
+
+
+def pyramid_levels(width, height, cascade, params):
+    """Return the pyramid levels [(F, W_s, H_s, step)] for a base image, F in 16.16."""
+    levels = []
+    min_win = max(params.min_size, 0)
+    for s in range(params.max_levels):
+        f = round((params.scale_factor ** s) * (1 << SCALE_FRAC))
+        ws = (width * (1 << SCALE_FRAC) + f // 2) // f
+        hs = (height * (1 << SCALE_FRAC) + f // 2) // f
+        if ws <= cascade.width or hs <= cascade.height:
+            break
+        win_input = ((cascade.width * f + (1 << 15)) >> SCALE_FRAC) * params.downscale
+        if win_input < min_win:
+            continue
+        levels.append((f, ws, hs, 1 if f >= 2 << SCALE_FRAC else 2))
+    return levels
+
+
+def resize_level(base, f, ws, hs):
+    """Return the base image resampled by 1/f (16.16) to ws x hs, bilinear, 8-bit weights.
+
+    Output pixel centre x maps to source sx = ((2x + 1) * f - 2**16) / 2 (16.16, clamped at 0);
+    weight fx = bits 8..15 of sx.
+    """
+    h, w = base.shape
+
+    def axis(n_out, n_in):
+        s = ((2 * np.arange(n_out, dtype=np.int64) + 1) * f - (1 << SCALE_FRAC)) >> 1
+        s = np.maximum(s, 0)
+        i0 = np.minimum(s >> SCALE_FRAC, n_in - 1)
+        i1 = np.minimum(i0 + 1, n_in - 1)
+        return i0, i1, (s >> 8) & 255
+
+    y0, y1, fy = axis(hs, h)
+    x0, x1, fx = axis(ws, w)
+    b = base.astype(np.int64)
+    fx = fx[None, :]
+    top = b[y0][:, x0] * (256 - fx) + b[y0][:, x1] * fx
+    bot = b[y1][:, x0] * (256 - fx) + b[y1][:, x1] * fx
+    fy = fy[:, None]
+    return ((top * (256 - fy) + bot * fy + (1 << 15)) >> 16).astype(np.uint8)
+
+
+def integrals(img):
+    """Return (sum, sqsum) integral images, (H+1) x (W+1), modulo 2**SUM_BITS / 2**SQSUM_BITS."""
+    v = img.astype(np.int64)
+    s = np.zeros((v.shape[0] + 1, v.shape[1] + 1), np.int64)
+    q = np.zeros_like(s)
+    s[1:, 1:] = v.cumsum(0).cumsum(1)
+    q[1:, 1:] = (v * v).cumsum(0).cumsum(1)
+    return s & ((1 << SUM_BITS) - 1), q & ((1 << SQSUM_BITS) - 1)
+
+
+def isqrt(v):
+    """Return floor(sqrt(v)) elementwise for non-negative int64 arrays (exact)."""
+    v = np.asarray(v, np.int64)
+    r = np.floor(np.sqrt(v.astype(np.float64))).astype(np.int64)
+    r = np.where(r * r > v, r - 1, r)
+    return np.where((r + 1) * (r + 1) <= v, r + 1, r)
+
+
+class _Levels:
+    """All pyramid levels' integral images in one flat buffer, for batched window gathers."""
+
+    def __init__(self, base, levels):
+        sums, sqs, self.offset, self.stride, self.images = [], [], [], [], []
+        pos = 0
+        for f, ws, hs, _ in levels:
+            img = resize_level(base, f, ws, hs)
+            s, q = integrals(img)
+            self.images.append(img)
+            self.offset.append(pos)
+            self.stride.append(ws + 1)
+            sums.append(s.ravel())
+            sqs.append(q.ravel())
+            pos += s.size
+        self.sum = np.concatenate(sums) if sums else np.zeros(0, np.int64)
+        self.sq = np.concatenate(sqs) if sqs else np.zeros(0, np.int64)
+
+    def rect(self, buf, origin, stride, x, y, w, h, bits):
+        """Sum over rectangles (x, y, w, h relative to each window origin), modulo 2**bits."""
+        a = origin + y * stride + x
+        c = a + h * stride
+        return (buf[a] - buf[a + w] - buf[c] + buf[c + w]) & ((1 << bits) - 1)
+
+
+def _stage_pass(cas, L, origin, stride, nf, stage):
+    """Evaluate one stage on windows; return (passed, weak classifiers per window)."""
+    first, count = int(cas.stage_first[stage]), int(cas.stage_count[stage])
+    node = np.broadcast_to(cas.weak_root[first:first + count], (len(origin), count)).copy()
+    o, st, nfc = origin[:, None], stride[:, None], nf[:, None]
+    total = np.zeros(len(origin), np.int64)
+    active = node >= 0
+    leaf = np.zeros_like(node)
+    while active.any():
+        n = np.where(active, node, 0)
+        rects = cas.rects[cas.node_feature[n]]                 # (N, K, 3, 5)
+        fsum = np.zeros(n.shape, np.int64)
+        for ri in range(3):
+            rx, ry, rw, rh, wgt = (rects[..., ri, i] for i in range(5))
+            fsum += wgt * L.rect(L.sum, o, st, rx, ry, rw, rh, SUM_BITS)
+        left = (fsum << NODE_FRAC) < cas.node_threshold[n] * nfc
+        nxt = np.where(left, cas.node_left[n], cas.node_right[n])
+        leaf = np.where(active & (nxt < 0), -nxt - 1, leaf)
+        node = np.where(active, nxt, node)
+        active = node >= 0
+    total = cas.leaves[leaf].sum(axis=1)
+    return total >= cas.stage_threshold[stage], count
+
+
+def _dense_stage(cas, rect_grid, nf, stage):
+    """Evaluate one stage on every window of a level's grid at once (strided slices of the
+    integral image instead of gathers); return the pass grid."""
+    first, count = int(cas.stage_first[stage]), int(cas.stage_count[stage])
+    total = np.zeros(nf.shape, np.int64)
+    for k in range(first, first + count):
+        node = np.full(nf.shape, cas.weak_root[k])
+        leaf = np.zeros(nf.shape, np.int64)
+        active = np.ones(nf.shape, bool)
+        while active.any():
+            nxt = node.copy()
+            for n in np.unique(node[active]):
+                here = active & (node == n)
+                feat = cas.rects[cas.node_feature[n]]
+                fsum = sum(int(wgt) * rect_grid(int(rx), int(ry), int(rw), int(rh))
+                           for rx, ry, rw, rh, wgt in feat if wgt != 0)
+                left = (fsum << NODE_FRAC) < cas.node_threshold[n] * nf
+                nxt = np.where(here, np.where(left, cas.node_left[n], cas.node_right[n]), nxt)
+            leaf = np.where(active & (nxt < 0), -nxt - 1, leaf)
+            node = np.where(active, nxt, node)
+            active = node >= 0
+        total += cas.leaves[leaf]
+    return total >= cas.stage_threshold[stage]
+
+
+#: Stages evaluated densely on the whole grid (most windows die in these) before the survivors
+#: are gathered one by one; a speed choice of the model only, results are identical.
+DENSE_STAGES = 12
+
+
+def _scan_level(cas, L, li, f, ws, hs, step):
+    """Scan one level; return (origins of windows that passed every stage, windows, weak)."""
+    ys = np.arange(0, hs - cas.height, step)
+    xs = np.arange(0, ws - cas.width, step)
+    if len(ys) == 0 or len(xs) == 0:
+        return np.zeros((0, 2), np.int64), 0, 0
+    hg, wg = len(ys), len(xs)
+    img = L.images[li].astype(np.int64)
+    full = np.zeros((hs + 1, ws + 1), np.int64)
+    full[1:, 1:] = img.cumsum(0).cumsum(1)
+    fullq = np.zeros_like(full)
+    fullq[1:, 1:] = (img * img).cumsum(0).cumsum(1)
+
+    def grid(table, rx, ry, rw, rh):
+        def at(yy, xx):
+            return table[yy:yy + hg * step:step, xx:xx + wg * step:step]
+        return at(ry + rh, rx + rw) - at(ry, rx + rw) - at(ry + rh, rx) + at(ry, rx)
+
+    # Variance normalisation over the inner rectangle (1, 1, w - 2, h - 2).
+    area = (cas.width - 2) * (cas.height - 2)
+    s = grid(full, 1, 1, cas.width - 2, cas.height - 2)
+    q = grid(fullq, 1, 1, cas.width - 2, cas.height - 2)
+    nf = isqrt(area * q - s * s)
+    nf = np.where(nf == 0, 1, nf)
+    passes = [_dense_stage(cas, lambda *r: grid(full, *r), nf, st)
+              for st in range(min(DENSE_STAGES, cas.num_stages))]
+    # OpenCV skips the window after one rejected by stage 0: which windows are visited.
+    pass0 = passes[0]
+    visited = np.zeros((hg, wg), bool)
+    visited[:, 0] = True
+    for k in range(1, wg):
+        v = visited[:, k - 1] & pass0[:, k - 1]
+        if k >= 2:
+            v |= visited[:, k - 2] & ~pass0[:, k - 2]
+        visited[:, k] = v
+    windows = int(visited.sum())
+    alive = visited
+    weak = 0
+    for st, ok in enumerate(passes):
+        weak += int(alive.sum()) * int(cas.stage_count[st])
+        alive = alive & ok
+    gy, gx = np.meshgrid(ys, xs, indexing="ij")
+    idx = np.flatnonzero(alive)
+    stride = L.stride[li]
+    o = L.offset[li] + gy.ravel()[idx] * stride + gx.ravel()[idx]
+    st_arr = np.full(len(idx), stride)
+    n = nf.ravel()[idx]
+    keep = np.arange(len(idx))
+    for stage in range(len(passes), cas.num_stages):
+        if len(keep) == 0:
+            break
+        ok, count = _stage_pass(cas, L, o[keep], st_arr[keep], n[keep], stage)
+        weak += len(keep) * count
+        keep = keep[ok]
+    sel = idx[keep]
+    return np.stack([gx.ravel()[sel], gy.ravel()[sel]], axis=1), windows, weak
+
+
+def _round_q(v, f):
+    return (v * f + (1 << (SCALE_FRAC - 1))) >> SCALE_FRAC
+
+
+def detect(rgb, cascade="frontalface_default", params=DetectorParams()):
+    """Run the detector on one image (H x W x 3 RGB, or H x W luma)."""
+    cas = cascade if isinstance(cascade, Cascade) else load_cascade(cascade)
+    y = luma(rgb)
+    base = downscale(y, params.downscale)
+    result = Detection(boxes=[])
+    if base.shape[0] <= cas.height or base.shape[1] <= cas.width:
+        return result
+    levels = pyramid_levels(base.shape[1], base.shape[0], cas, params)
+    L = _Levels(base, levels)
+    raw = []
+    for li, (f, ws, hs, step) in enumerate(levels):
+        found, windows, weak = _scan_level(cas, L, li, f, ws, hs, step)
+        result.windows += windows
+        result.weak_evaluated += weak
+        w, h = _round_q(cas.width, f), _round_q(cas.height, f)
+        for x, yy in found:
+            raw.append((int(_round_q(int(x), f)), int(_round_q(int(yy), f)), int(w), int(h)))
+    result.levels = len(levels)
+    result.raw = raw
+    grouped, result.cluster_overflow = group(raw, params.min_neighbors, params.max_clusters)
+    d = params.downscale
+    result.boxes = [(x * d, yy * d, (x + w) * d, (yy + h) * d) for x, yy, w, h in grouped]
+    return result
+
+
+def _similar(a, b):
+    """OpenCV's SimilarRects with eps = 0.2, in integers: |d| <= 0.1 * (min w + min h)."""
+    lim = min(a[2], b[2]) + min(a[3], b[3])
+    return (10 * abs(a[0] - b[0]) <= lim and 10 * abs(a[1] - b[1]) <= lim and
+            10 * abs(a[0] + a[2] - b[0] - b[2]) <= lim and
+            10 * abs(a[1] + a[3] - b[1] - b[3]) <= lim)
+
+
+def group(raw, min_neighbors, max_clusters=128):
+    """Group raw windows (x, y, w, h) into detections; return (boxes, overflow count).
+
+    Unlike OpenCV's `partition` (the transitive closure of the similarity), a window joins the
+    first cluster whose *first* window it resembles: the hardware compares against one stored
+    seed per cluster, in scan order.
+    """
+    if min_neighbors <= 0:
+        return list(raw), 0
+    seeds, sums, counts = [], [], []
+    overflow = 0
+    for r in raw:
+        for i, seed in enumerate(seeds):
+            if _similar(seed, r):
+                sums[i] = [a + b for a, b in zip(sums[i], r)]
+                counts[i] += 1
+                break
+        else:
+            if len(seeds) < max_clusters:
+                seeds.append(r)
+                sums.append(list(r))
+                counts.append(1)
+            else:
+                overflow += 1
+    means = [tuple((2 * v + n) // (2 * n) for v in s) for s, n in zip(sums, counts)]
+    out = []
+    for i, (r1, n1) in enumerate(zip(means, counts)):
+        if n1 <= min_neighbors:
+            continue
+        inside = False
+        for j, (r2, n2) in enumerate(zip(means, counts)):
+            if j == i or n2 <= min_neighbors:
+                continue
+            dx, dy = (2 * r2[2] + 5) // 10, (2 * r2[3] + 5) // 10   # round(0.2 * w)
+            if (r1[0] >= r2[0] - dx and r1[1] >= r2[1] - dy and
+                    r1[0] + r1[2] <= r2[0] + r2[2] + dx and
+                    r1[1] + r1[3] <= r2[1] + r2[3] + dy and (n2 > max(3, n1) or n1 < 3)):
+                inside = True
+                break
+        if not inside:
+            out.append(r1)
+    return out, overflow
+
+
