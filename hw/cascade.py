@@ -11,8 +11,9 @@ Quantized form (docs/detector.md has the widths and why):
 * leaf values and stage thresholds: round(v * 2**LEAF_FRAC), signed.
 """
 
+import functools
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,7 @@ class Cascade:
     stage_first: np.ndarray      # (S,) first weak classifier of each stage
     stage_count: np.ndarray      # (S,) weak classifiers per stage
     stage_threshold: np.ndarray  # (S,) LEAF_FRAC fraction bits
+    cache: dict = field(default_factory=dict, repr=False, compare=False)  # derived tables
 
     @property
     def num_stages(self):
@@ -99,8 +101,14 @@ def _floats(text):
 
 
 def load_cascade(name="frontalface_default"):
-    """Parse and quantize an OpenCV (new-format) Haar cascade XML file."""
+    """Parse and quantize an OpenCV (new-format) Haar cascade XML file (cached per path)."""
     path = cascade_path(name)
+    return _load(str(path), str(name), path.stat().st_mtime)
+
+
+@functools.lru_cache(maxsize=16)
+def _load(path, name, _mtime):
+    path = Path(path)
     try:
         root = ET.parse(path).getroot()
     except (ET.ParseError, OSError) as exc:

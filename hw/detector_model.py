@@ -29,8 +29,10 @@ from .cascade import NODE_FRAC, Cascade, load_cascade
 __all__ = ["DetectorParams", "Detection", "detect", "luma", "downscale", "pyramid_levels",
            "resize_level", "integrals", "isqrt", "group", "SUM_BITS", "SQSUM_BITS"]
 
-#: Integral-image widths: a 31 x 31 window sums to < 2**18 (luma) and < 2**26 (luma squared).
-SUM_BITS = 18
+#: Integral-image widths. A feature's weighted sum (weights -1, 2, 3 over at most a 31 x 31
+#: window) lies within +-2**20, so the luma integral is kept modulo 2**21 and every feature sum
+#: (read as weighted corners) is exact; a 31 x 31 window's squared sum is < 2**26.
+SUM_BITS = 21
 SQSUM_BITS = 26
 #: Scale factors and sampling positions are 16.16 fixed point.
 SCALE_FRAC = 16
@@ -177,85 +179,109 @@ class _Levels:
         return (buf[a] - buf[a + w] - buf[c] + buf[c + w]) & ((1 << bits) - 1)
 
 
-def _stage_pass(cas, L, origin, stride, nf, stage):
-    """Evaluate one stage on windows; return (passed, weak classifiers per window)."""
-    first, count = int(cas.stage_first[stage]), int(cas.stage_count[stage])
-    node = np.broadcast_to(cas.weak_root[first:first + count], (len(origin), count)).copy()
-    o, st, nfc = origin[:, None], stride[:, None], nf[:, None]
+def _corner_terms(cas):
+    """Per feature, its rectangles as weighted corners: [(dx, dy, weight)], shared corners
+    merged (a two-rectangle feature has 6, not 8)."""
+    terms = []
+    for feat in cas.rects:
+        acc = {}
+        for rx, ry, rw, rh, wgt in feat:
+            if wgt == 0:
+                continue
+            for dx, dy, sign in ((rx, ry, 1), (rx + rw, ry, -1), (rx, ry + rh, -1),
+                                 (rx + rw, ry + rh, 1)):
+                acc[(int(dx), int(dy))] = acc.get((int(dx), int(dy)), 0) + sign * int(wgt)
+        terms.append([(dx, dy, w) for (dx, dy), w in acc.items() if w != 0])
+    return terms
+
+
+def _feature_sums(terms, buf, origin, stride):
+    """Feature sums of one feature for many windows (the integral is modulo 2**SUM_BITS, so
+    the weighted sum is reduced to a signed value afterwards)."""
     total = np.zeros(len(origin), np.int64)
-    active = node >= 0
-    leaf = np.zeros_like(node)
-    while active.any():
-        n = np.where(active, node, 0)
-        rects = cas.rects[cas.node_feature[n]]                 # (N, K, 3, 5)
-        fsum = np.zeros(n.shape, np.int64)
-        for ri in range(3):
-            rx, ry, rw, rh, wgt = (rects[..., ri, i] for i in range(5))
-            fsum += wgt * L.rect(L.sum, o, st, rx, ry, rw, rh, SUM_BITS)
-        left = (fsum << NODE_FRAC) < cas.node_threshold[n] * nfc
-        nxt = np.where(left, cas.node_left[n], cas.node_right[n])
-        leaf = np.where(active & (nxt < 0), -nxt - 1, leaf)
-        node = np.where(active, nxt, node)
-        active = node >= 0
-    total = cas.leaves[leaf].sum(axis=1)
-    return total >= cas.stage_threshold[stage], count
+    for dx, dy, w in terms:
+        total += w * buf[origin + (dy * stride + dx)]
+    mod = 1 << SUM_BITS                  # exact: |feature sum| < 2**(SUM_BITS - 1)
+    total &= mod - 1
+    return np.where(total >= mod >> 1, total - mod, total)
 
 
-def _dense_stage(cas, rect_grid, nf, stage):
-    """Evaluate one stage on every window of a level's grid at once (strided slices of the
-    integral image instead of gathers); return the pass grid."""
+def _stage_pass(cas, terms, buf, origin, stride, nf, stage):
+    """Evaluate one stage on windows; return the pass mask."""
     first, count = int(cas.stage_first[stage]), int(cas.stage_count[stage])
-    total = np.zeros(nf.shape, np.int64)
+
+    def node_values(n, sel):
+        fsum = _feature_sums(terms[cas.node_feature[n]], buf, origin[sel], stride[sel])
+        left = (fsum << NODE_FRAC) < cas.node_threshold[n] * nf[sel]
+        out = np.empty(len(sel), np.int64)
+        for child, mask in ((cas.node_left[n], left), (cas.node_right[n], ~left)):
+            if child < 0:
+                out[mask] = cas.leaves[-child - 1]
+            elif mask.any():
+                out[mask] = node_values(int(child), sel[mask])
+        return out
+
+    everyone = np.arange(len(origin))
+    total = np.zeros(len(origin), np.int64)
     for k in range(first, first + count):
-        node = np.full(nf.shape, cas.weak_root[k])
-        leaf = np.zeros(nf.shape, np.int64)
-        active = np.ones(nf.shape, bool)
-        while active.any():
-            nxt = node.copy()
-            for n in np.unique(node[active]):
-                here = active & (node == n)
-                feat = cas.rects[cas.node_feature[n]]
-                fsum = sum(int(wgt) * rect_grid(int(rx), int(ry), int(rw), int(rh))
-                           for rx, ry, rw, rh, wgt in feat if wgt != 0)
-                left = (fsum << NODE_FRAC) < cas.node_threshold[n] * nf
-                nxt = np.where(here, np.where(left, cas.node_left[n], cas.node_right[n]), nxt)
-            leaf = np.where(active & (nxt < 0), -nxt - 1, leaf)
-            node = np.where(active, nxt, node)
-            active = node >= 0
-        total += cas.leaves[leaf]
+        total += node_values(int(cas.weak_root[k]), everyone)
     return total >= cas.stage_threshold[stage]
 
 
-#: Stages evaluated densely on the whole grid (most windows die in these) before the survivors
-#: are gathered one by one; a speed choice of the model only, results are identical.
-DENSE_STAGES = 12
+#: Stages the model evaluates on a level's whole window grid with strided slices before it
+#: gathers the survivors one by one: a speed choice of the model only (results are identical).
+DENSE_STAGES = 2
 
 
-def _scan_level(cas, L, li, f, ws, hs, step):
-    """Scan one level; return (origins of windows that passed every stage, windows, weak)."""
+def _dense_stage(cas, terms, table, grid_slice, nf, stage):
+    """Evaluate one stage on every window of a level's grid; return the pass grid."""
+    mod = 1 << SUM_BITS
+
+    def node_values(n):
+        fsum = sum(w * grid_slice(table, dx, dy) for dx, dy, w in terms[cas.node_feature[n]])
+        fsum = fsum & (mod - 1)
+        fsum = np.where(fsum >= mod >> 1, fsum - mod, fsum)
+        left = (fsum << NODE_FRAC) < cas.node_threshold[n] * nf
+        branches = [cas.leaves[-c - 1] if c < 0 else node_values(int(c))
+                    for c in (cas.node_left[n], cas.node_right[n])]
+        return np.where(left, branches[0], branches[1])
+
+    first, count = int(cas.stage_first[stage]), int(cas.stage_count[stage])
+    total = sum(node_values(int(cas.weak_root[k])) for k in range(first, first + count))
+    return total >= cas.stage_threshold[stage]
+
+
+def _scan_level(cas, terms, L, li, ws, hs, step):
+    """Visit one level's windows in OpenCV's order and run the first stages on all of them.
+
+    Return (x, y, origin, nf) of the windows alive after DENSE_STAGES stages, the windows
+    visited and the weak classifiers evaluated.
+    """
     ys = np.arange(0, hs - cas.height, step)
     xs = np.arange(0, ws - cas.width, step)
+    empty = np.zeros(0, np.int64)
     if len(ys) == 0 or len(xs) == 0:
-        return np.zeros((0, 2), np.int64), 0, 0
+        return (empty,) * 4, 0, 0
     hg, wg = len(ys), len(xs)
-    img = L.images[li].astype(np.int64)
-    full = np.zeros((hs + 1, ws + 1), np.int64)
-    full[1:, 1:] = img.cumsum(0).cumsum(1)
-    fullq = np.zeros_like(full)
-    fullq[1:, 1:] = (img * img).cumsum(0).cumsum(1)
+    stride = L.stride[li]
+    size = (hs + 1) * stride
+    tsum = L.sum[L.offset[li]:L.offset[li] + size].reshape(hs + 1, stride)
+    tsq = L.sq[L.offset[li]:L.offset[li] + size].reshape(hs + 1, stride)
 
-    def grid(table, rx, ry, rw, rh):
-        def at(yy, xx):
-            return table[yy:yy + hg * step:step, xx:xx + wg * step:step]
-        return at(ry + rh, rx + rw) - at(ry, rx + rw) - at(ry + rh, rx) + at(ry, rx)
+    def grid_slice(table, dx, dy):
+        return table[dy:dy + hg * step:step, dx:dx + wg * step:step]
+
+    def rect(table, x, y, w, h, bits):
+        return (grid_slice(table, x, y) - grid_slice(table, x + w, y) -
+                grid_slice(table, x, y + h) + grid_slice(table, x + w, y + h)) & ((1 << bits) - 1)
 
     # Variance normalisation over the inner rectangle (1, 1, w - 2, h - 2).
     area = (cas.width - 2) * (cas.height - 2)
-    s = grid(full, 1, 1, cas.width - 2, cas.height - 2)
-    q = grid(fullq, 1, 1, cas.width - 2, cas.height - 2)
+    s = rect(tsum, 1, 1, cas.width - 2, cas.height - 2, SUM_BITS)
+    q = rect(tsq, 1, 1, cas.width - 2, cas.height - 2, SQSUM_BITS)
     nf = isqrt(area * q - s * s)
     nf = np.where(nf == 0, 1, nf)
-    passes = [_dense_stage(cas, lambda *r: grid(full, *r), nf, st)
+    passes = [_dense_stage(cas, terms, tsum, grid_slice, nf, st)
               for st in range(min(DENSE_STAGES, cas.num_stages))]
     # OpenCV skips the window after one rejected by stage 0: which windows are visited.
     pass0 = passes[0]
@@ -266,7 +292,6 @@ def _scan_level(cas, L, li, f, ws, hs, step):
         if k >= 2:
             v |= visited[:, k - 2] & ~pass0[:, k - 2]
         visited[:, k] = v
-    windows = int(visited.sum())
     alive = visited
     weak = 0
     for st, ok in enumerate(passes):
@@ -274,19 +299,8 @@ def _scan_level(cas, L, li, f, ws, hs, step):
         alive = alive & ok
     gy, gx = np.meshgrid(ys, xs, indexing="ij")
     idx = np.flatnonzero(alive)
-    stride = L.stride[li]
-    o = L.offset[li] + gy.ravel()[idx] * stride + gx.ravel()[idx]
-    st_arr = np.full(len(idx), stride)
-    n = nf.ravel()[idx]
-    keep = np.arange(len(idx))
-    for stage in range(len(passes), cas.num_stages):
-        if len(keep) == 0:
-            break
-        ok, count = _stage_pass(cas, L, o[keep], st_arr[keep], n[keep], stage)
-        weak += len(keep) * count
-        keep = keep[ok]
-    sel = idx[keep]
-    return np.stack([gx.ravel()[sel], gy.ravel()[sel]], axis=1), windows, weak
+    origin = L.offset[li] + gy.ravel()[idx] * stride + gx.ravel()[idx]
+    return (gx.ravel()[idx], gy.ravel()[idx], origin, nf.ravel()[idx]), int(visited.sum()), weak
 
 
 def _round_q(v, f):
@@ -296,26 +310,41 @@ def _round_q(v, f):
 def detect(rgb, cascade="frontalface_default", params=DetectorParams()):
     """Run the detector on one image (H x W x 3 RGB, or H x W luma)."""
     cas = cascade if isinstance(cascade, Cascade) else load_cascade(cascade)
-    y = luma(rgb)
-    base = downscale(y, params.downscale)
+    base = downscale(luma(rgb), params.downscale)
     result = Detection(boxes=[])
     if base.shape[0] <= cas.height or base.shape[1] <= cas.width:
         return result
     levels = pyramid_levels(base.shape[1], base.shape[0], cas, params)
     L = _Levels(base, levels)
-    raw = []
-    for li, (f, ws, hs, step) in enumerate(levels):
-        found, windows, weak = _scan_level(cas, L, li, f, ws, hs, step)
+    terms = cas.cache.get("corner_terms")
+    if terms is None:
+        terms = cas.cache["corner_terms"] = _corner_terms(cas)
+    parts = []
+    for li, (_f, ws, hs, step) in enumerate(levels):
+        (x, y, origin, nf), windows, weak = _scan_level(cas, terms, L, li, ws, hs, step)
         result.windows += windows
         result.weak_evaluated += weak
-        w, h = _round_q(cas.width, f), _round_q(cas.height, f)
-        for x, yy in found:
-            raw.append((int(_round_q(int(x), f)), int(_round_q(int(yy), f)), int(w), int(h)))
+        parts.append((np.full(len(x), li), x, y, origin, np.full(len(x), L.stride[li]), nf))
+    lvl, x, y, origin, stride, nf = (np.concatenate(c) if parts else np.zeros(0, np.int64)
+                                     for c in zip(*parts))
+    keep = np.arange(len(x))
+    # The later stages run on the survivors of every level at once.
+    for stage in range(DENSE_STAGES, cas.num_stages):
+        if len(keep) == 0:
+            break
+        result.weak_evaluated += len(keep) * int(cas.stage_count[stage])
+        ok = _stage_pass(cas, terms, L.sum, origin[keep], stride[keep], nf[keep], stage)
+        keep = keep[ok]
+    raw = []
+    for i in keep:               # scan order: level, then y, then x
+        f = levels[lvl[i]][0]
+        raw.append((int(_round_q(int(x[i]), f)), int(_round_q(int(y[i]), f)),
+                    int(_round_q(cas.width, f)), int(_round_q(cas.height, f))))
     result.levels = len(levels)
     result.raw = raw
     grouped, result.cluster_overflow = group(raw, params.min_neighbors, params.max_clusters)
     d = params.downscale
-    result.boxes = [(x * d, yy * d, (x + w) * d, (yy + h) * d) for x, yy, w, h in grouped]
+    result.boxes = [(bx * d, by * d, (bx + w) * d, (by + h) * d) for bx, by, w, h in grouped]
     return result
 
 

@@ -517,12 +517,16 @@ class MaskUnit(wiring.Component):
         col_half = Signal(bank_layout)
         addr5 = Signal(bank_layout)
         prep4 = Signal(data.StructLayout({"ctx": late_layout, "py": 1, "px": 1, "wx": 6,
-                                          "wy": 6}))
+                                          "wy": 6, "iwx": 6, "iwy": 6}))
         prep5 = Signal.like(prep4)
         with m.If(adv):
             m.d.sync += [prep4.ctx.eq(prep3.ctx), prep4.py.eq(prep3.y.b0[0]),
                          prep4.px.eq(prep3.x.b0[0]), prep4.wx.eq(prep3.x.wgt),
-                         prep4.wy.eq(prep3.y.wgt), prep5.eq(prep4)]
+                         prep4.wy.eq(prep3.y.wgt),
+                         # B - w, ready before the multipliers that use it
+                         prep4.iwx.eq((Const(1, 6) << prep3.ctx.k) - prep3.x.wgt),
+                         prep4.iwy.eq((Const(1, 6) << prep3.ctx.k) - prep3.y.wgt),
+                         prep5.eq(prep4)]
             for pr in (0, 1):
                 for pc in (0, 1):
                     n = 2 * pr + pc
@@ -546,11 +550,12 @@ class MaskUnit(wiring.Component):
 
         # ---------------------------------------------------------------- L1-L6: interpolation
         q_layout = data.StructLayout({"ctx": late_layout, "py": 1, "px": 1, "wx": 6, "wy": 6,
-                                      "hit": 1})
+                                      "iwx": 6, "iwy": 6, "hit": 1})
         q1, q2, q3, q4, q5 = (Signal(q_layout, name=f"q{n}") for n in (1, 2, 3, 4, 5))
         with m.If(adv):
             m.d.sync += [q1.ctx.eq(prep5.ctx), q1.py.eq(prep5.py), q1.px.eq(prep5.px),
                          q1.wx.eq(prep5.wx), q1.wy.eq(prep5.wy),
+                         q1.iwx.eq(prep5.iwx), q1.iwy.eq(prep5.iwy),
                          q2.eq(q1), q2.hit.eq(hits1.any()), q3.eq(q2), q4.eq(q3), q5.eq(q4)]
 
         def pick(py, px):
@@ -564,9 +569,6 @@ class MaskUnit(wiring.Component):
             m.d.sync += [corners[0].eq(pick(q1.py, q1.px)), corners[1].eq(pick(q1.py, ~q1.px)),
                          corners[2].eq(pick(~q1.py, q1.px)),
                          corners[3].eq(pick(~q1.py, ~q1.px))]
-        bsize2 = Signal(6)
-        bsize4 = Signal(6)
-        m.d.comb += [bsize2.eq(Const(1, 6) << q2.ctx.k), bsize4.eq(Const(1, 6) << q4.ctx.k)]
         hprod3 = Signal(data.ArrayLayout(data.ArrayLayout(unsigned(14), 4), 3))
         top4 = Signal(data.ArrayLayout(unsigned(14), 3))
         bot4 = Signal(data.ArrayLayout(unsigned(14), 3))
@@ -574,13 +576,13 @@ class MaskUnit(wiring.Component):
         pbot5 = Signal(data.ArrayLayout(unsigned(20), 3))
         with m.If(adv):
             for c, name in enumerate("rgb"):
-                weights = (bsize2 - q2.wx, q2.wx, bsize2 - q2.wx, q2.wx)
+                weights = (q2.iwx, q2.wx, q2.iwx, q2.wx)
                 m.d.sync += [hprod3[c][i].eq(getattr(corners[i], name) * weights[i])
                              for i in range(4)]
                 m.d.sync += [
                     top4[c].eq(hprod3[c][0] + hprod3[c][1]),
                     bot4[c].eq(hprod3[c][2] + hprod3[c][3]),
-                    ptop5[c].eq(top4[c] * (bsize4 - q4.wy)),
+                    ptop5[c].eq(top4[c] * q4.iwy),
                     pbot5[c].eq(bot4[c] * q4.wy),
                 ]
         interp = Signal(Color)
