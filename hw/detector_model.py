@@ -81,7 +81,7 @@ def luma(rgb):
     if rgb.ndim != 3 or rgb.shape[2] not in (3, 4):
         raise ValueError(f"expected an H x W x 3 image, got shape {rgb.shape}")
     r, g, b = (rgb[..., i].astype(np.int64) for i in range(3))
-    return ((r * 4899 + g * 9617 + b * 1868 + 8192) >> 14).astype(np.uint8)
+    return ((r * 9798 + g * 19235 + b * 3735 + 16384) >> 15).astype(np.uint8)
 
 
 def downscale(y, d):

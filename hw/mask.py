@@ -27,9 +27,10 @@ __all__ = ["MaskUnit", "MaskControl", "MaskStatus", "Color", "ACCUM_STAGES", "LA
 ACCUM_STAGES = 5
 #: Stages P1..P4 just before L0 that compute the mean-store read addresses.
 PREP_STAGES = 4
-#: Stages after the span test L0: L1 (OR, corner select), L2 (horizontal products), L3 (sums),
-#: L4 (vertical products), L5 (sum and output select), L6 (output register).
-LATE_STAGES = 6
+#: Stages after the span test L0: L1 (OR, mean-store outputs registered), L2 (corner select),
+#: L3 (horizontal products), L4 (sums), L5 (vertical products), L6 (sum and output select),
+#: L7 (output register).
+LATE_STAGES = 7
 #: Span engine pipeline depth beyond one cycle per region (E1..E7 after E0).
 ENGINE_LATENCY = 7
 #: Largest frame height (lines) below which a frame start waits for the previous frame to
@@ -124,7 +125,7 @@ class MaskUnit(wiring.Component):
         st = [Signal(pix_layout, name=f"s{n + 1}") for n in range(nstages)]
         s1, s5 = st[0], st[4]
         p1 = st[j - 5]                           # P1: first address-preparation stage
-        l0, l5, l_out = st[j - 1], st[j + 4], st[j + 5]
+        l0, l6, l_out = st[j - 1], st[j + 5], st[j + 6]
         adv = Signal()
         m.d.comb += adv.eq(~l_out.valid | self.o.ready)
         accept = Signal()
@@ -343,8 +344,8 @@ class MaskUnit(wiring.Component):
         m.d.sync += [e3.eq(e2), recip3.eq(rp_recip_eng.data),
                      e4.eq(e3), t4.eq((e3.v * recip3)[8:16]),
                      e5.eq(e4),
-                     e6.eq(e5), prof6.eq(Mux(e5.ell, rp_sqrt.data, 256)),
-                     e7.eq(e6), hw7.eq((e6.w * prof6) >> 8)]
+                     e6.eq(e5), prof6.eq(rp_sqrt.data),
+                     e7.eq(e6), hw7.eq((e6.w * Mux(e6.ell, prof6, 256)) >> 8)]
         m.d.comb += rp_sqrt.addr.eq(t4)
         lo = Signal(span_w)
         hi = Signal(span_w)
@@ -551,24 +552,32 @@ class MaskUnit(wiring.Component):
         # ---------------------------------------------------------------- L1-L6: interpolation
         q_layout = data.StructLayout({"ctx": late_layout, "py": 1, "px": 1, "wx": 6, "wy": 6,
                                       "iwx": 6, "iwy": 6, "hit": 1})
-        q1, q2, q3, q4, q5 = (Signal(q_layout, name=f"q{n}") for n in (1, 2, 3, 4, 5))
+        q1, q2, q3, q4, q5, q6 = (Signal(q_layout, name=f"q{n}") for n in range(1, 7))
         with m.If(adv):
             m.d.sync += [q1.ctx.eq(prep5.ctx), q1.py.eq(prep5.py), q1.px.eq(prep5.px),
                          q1.wx.eq(prep5.wx), q1.wy.eq(prep5.wy),
                          q1.iwx.eq(prep5.iwx), q1.iwy.eq(prep5.iwy),
-                         q2.eq(q1), q2.hit.eq(hits1.any()), q3.eq(q2), q4.eq(q3), q5.eq(q4)]
+                         q2.eq(q1), q2.hit.eq(hits1.any()), q3.eq(q2), q4.eq(q3), q5.eq(q4),
+                         q6.eq(q5)]
+
+        # Block RAM outputs go straight into registers: its clock-to-out leaves no time for
+        # logic in the same cycle.
+        banks2 = Signal(data.ArrayLayout(Color, 4))         # bank (pr, pc) at index 2pr + pc
+        with m.If(adv):
+            m.d.sync += [banks2[2 * pr + pc].eq(rps[pr][pc].data)
+                         for pr in (0, 1) for pc in (0, 1)]
 
         def pick(py, px):
             sel = Signal(Color)
-            m.d.comb += sel.eq(Mux(py, Mux(px, rps[1][1].data, rps[1][0].data),
-                                   Mux(px, rps[0][1].data, rps[0][0].data)))
+            m.d.comb += sel.eq(Mux(py, Mux(px, banks2[3], banks2[2]),
+                                   Mux(px, banks2[1], banks2[0])))
             return sel
 
-        corners = Signal(data.ArrayLayout(Color, 4))        # c00, c01, c10, c11 at L2
+        corners = Signal(data.ArrayLayout(Color, 4))        # c00, c01, c10, c11 at L3
         with m.If(adv):
-            m.d.sync += [corners[0].eq(pick(q1.py, q1.px)), corners[1].eq(pick(q1.py, ~q1.px)),
-                         corners[2].eq(pick(~q1.py, q1.px)),
-                         corners[3].eq(pick(~q1.py, ~q1.px))]
+            m.d.sync += [corners[0].eq(pick(q2.py, q2.px)), corners[1].eq(pick(q2.py, ~q2.px)),
+                         corners[2].eq(pick(~q2.py, q2.px)),
+                         corners[3].eq(pick(~q2.py, ~q2.px))]
         hprod3 = Signal(data.ArrayLayout(data.ArrayLayout(unsigned(14), 4), 3))
         top4 = Signal(data.ArrayLayout(unsigned(14), 3))
         bot4 = Signal(data.ArrayLayout(unsigned(14), 3))
@@ -576,31 +585,31 @@ class MaskUnit(wiring.Component):
         pbot5 = Signal(data.ArrayLayout(unsigned(20), 3))
         with m.If(adv):
             for c, name in enumerate("rgb"):
-                weights = (q2.iwx, q2.wx, q2.iwx, q2.wx)
+                weights = (q3.iwx, q3.wx, q3.iwx, q3.wx)
                 m.d.sync += [hprod3[c][i].eq(getattr(corners[i], name) * weights[i])
                              for i in range(4)]
                 m.d.sync += [
                     top4[c].eq(hprod3[c][0] + hprod3[c][1]),
                     bot4[c].eq(hprod3[c][2] + hprod3[c][3]),
-                    ptop5[c].eq(top4[c] * q4.iwy),
-                    pbot5[c].eq(bot4[c] * q4.wy),
+                    ptop5[c].eq(top4[c] * q5.iwy),
+                    pbot5[c].eq(bot4[c] * q5.wy),
                 ]
         interp = Signal(Color)
-        k5 = q5.ctx.k
+        k5 = q6.ctx.k
         for c, name in enumerate("rgb"):
             total5 = Signal(21, name=f"interp_{name}")
             m.d.comb += [total5.eq(ptop5[c] + pbot5[c] + ((Const(1, 21) << (k5 << 1)) >> 1)),
                          getattr(interp, name).eq(total5 >> (k5 << 1))]
 
         use_fill = Signal()
-        m.d.comb += use_fill.eq(l5.force |
-                                (q5.hit & ((q5.ctx.mode == Mode.SOLID) | ~q5.ctx.means_valid)))
+        m.d.comb += use_fill.eq(l6.force |
+                                (q6.hit & ((q6.ctx.mode == Mode.SOLID) | ~q6.ctx.means_valid)))
         out = Signal(pix_layout)
-        m.d.comb += out.eq(l5)
+        m.d.comb += out.eq(l6)
         with m.If(use_fill):
-            m.d.comb += [out.r.eq(q5.ctx.color.r), out.g.eq(q5.ctx.color.g),
-                         out.b.eq(q5.ctx.color.b)]
-        with m.Elif(q5.hit):
+            m.d.comb += [out.r.eq(q6.ctx.color.r), out.g.eq(q6.ctx.color.g),
+                         out.b.eq(q6.ctx.color.b)]
+        with m.Elif(q6.hit):
             m.d.comb += [out.r.eq(interp.r), out.g.eq(interp.g), out.b.eq(interp.b)]
         with m.If(adv):
             m.d.sync += l_out.eq(out)
