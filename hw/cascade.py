@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from obscura.errors import InputError
+
 __all__ = ["Cascade", "CascadeError", "load_cascade", "cascade_path", "CASCADES", "NODE_FRAC",
            "LEAF_FRAC"]
 
@@ -34,7 +36,7 @@ CASCADES = {
 }
 
 
-class CascadeError(ValueError):
+class CascadeError(InputError):
     """The cascade file is missing, damaged or uses something the engine does not support."""
 
 

@@ -417,10 +417,13 @@ class MaskUnit(wiring.Component):
             shape=unsigned(17), depth=1025, init=[int(v) for v in RECIP[:1025]])
         rp_recip_acc = recip_rom_acc.read_port()
         a2, a3 = acc[2], acc[3]
+        npix2 = Signal(11)
         m.d.comb += [
             col_r.addr.eq(a0.bx), col_r.en.eq(adv),
-            rp_recip_acc.addr.eq((a2.xin + 1) * (a2.yin + 1)), rp_recip_acc.en.eq(adv),
+            rp_recip_acc.addr.eq(npix2), rp_recip_acc.en.eq(adv),
         ]
+        with m.If(adv):                            # the block's pixel count so far
+            m.d.sync += npix2.eq((a1.xin + 1) * (a1.yin + 1))
         s2 = st[1]
         line_acc = Signal(sum_layout)
         line_sum = Signal(sum_layout)

@@ -6,12 +6,22 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import SHARED, astronaut_rgb
 
+from conftest import SHARED, astronaut_rgb
 from obscura.hw.cascade import CASCADES, CascadeError, cascade_path, load_cascade
 from obscura.hw.detector_model import (
-    SQSUM_BITS, SUM_BITS, DetectorParams, detect, downscale, group, integrals, isqrt, luma,
-    pyramid_levels, resize_level)
+    SQSUM_BITS,
+    SUM_BITS,
+    DetectorParams,
+    detect,
+    downscale,
+    group,
+    integrals,
+    isqrt,
+    luma,
+    pyramid_levels,
+    resize_level,
+)
 
 RNG = np.random.default_rng(5)
 

@@ -1,0 +1,149 @@
+"""The `obscura` command line.
+
+Exit codes: 0 success, 1 some inputs failed (the others were processed), 2 usage error.
+"""
+
+import argparse
+import json
+import sys
+
+from . import __version__
+from .errors import ObscuraError
+
+__all__ = ["main"]
+
+
+def auto_downscale(width):
+    """The detector's default luma downscale: the largest power of two <= width / 640, so a
+    720p frame is analysed at 640 x 360 (faces from 48 px) and small photos at full size."""
+    d = 1
+    while d < 4 and width / (2 * d) >= 640:
+        d *= 2
+    return d
+
+
+def _detector_args(p):
+    from obscura.hw.cascade import CASCADES
+    p.add_argument("--cascade", default="frontalface_default",
+                   help=f"cascade name ({', '.join(CASCADES)}) or path of an OpenCV Haar "
+                        "cascade XML")
+    p.add_argument("--scale-factor", type=float, default=1.2,
+                   help="pyramid step between scales")
+    p.add_argument("--min-neighbors", type=int, default=3,
+                   help="raw windows a detection needs, minus one")
+    p.add_argument("--min-size", type=int, default=0,
+                   help="smallest face in input pixels (0: the window times the downscale)")
+    p.add_argument("--downscale", default="auto", choices=["auto", "1", "2", "4"],
+                   help="luma downscale before detection (auto: 2 for 1280-wide frames, 1 "
+                        "for frames under 1280 wide, 4 from 2560)")
+
+
+def cmd_detect(args):
+    from obscura.hw.cascade import load_cascade
+    from obscura.hw.detector_model import DetectorParams, detect
+
+    from .media import iter_frames
+    cascade = load_cascade(args.cascade)
+    failed = 0
+    for source in args.inputs:
+        try:
+            for n, rgb in iter_frames(source):
+                h, w = rgb.shape[:2]
+                d = auto_downscale(w) if args.downscale == "auto" else int(args.downscale)
+                params = DetectorParams(scale_factor=args.scale_factor,
+                                        min_neighbors=args.min_neighbors,
+                                        min_size=args.min_size, downscale=d)
+                boxes = detect(rgb, cascade, params).boxes
+                record = {"source": str(source), "frame": n, "width": w, "height": h,
+                          "boxes": [list(map(int, b)) for b in boxes]}
+                if args.json:
+                    print(json.dumps(record), flush=True)
+                else:
+                    print(f"{source} frame {n}: {len(boxes)} face(s) "
+                          f"{' '.join(f'[{x0},{y0},{x1},{y1}]' for x0, y0, x1, y1 in boxes)}",
+                          flush=True)
+        except ObscuraError as exc:
+            print(f"obscura: error: {exc}", file=sys.stderr, flush=True)
+            failed += 1
+    return 1 if failed else 0
+
+
+def cmd_eval(args):
+    from .evaluate import evaluate, load_truth
+    truth = load_truth(*args.truth)
+    results = evaluate(truth, args.negatives, cascade=args.cascade,
+                       scale_factor=args.scale_factor, min_neighbors=args.min_neighbors,
+                       min_size=args.min_size, downscale=int(args.downscale)
+                       if args.downscale != "auto" else 1)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        keys = ["recall", "precision", "coverage", "fp_per_negative_image", "seconds_per_image"]
+        print(f"{'detector':10s} " + " ".join(f"{k:>22s}" for k in keys))
+        for name, r in results.items():
+            print(f"{name:10s} " + " ".join(f"{str(r[k]):>22s}" for k in keys))
+    return 0
+
+
+def cmd_info(args):
+    import shutil
+
+    from obscura.hw.cascade import CASCADES
+    from obscura.hw.regs import register_map
+    info = {"version": __version__, "backends": {"model": "available",
+                                                 "sim": "mask unit only (detector RTL: not yet)",
+                                                 "pynq": "not yet"},
+            "cascades": list(CASCADES), "g++": shutil.which("g++")}
+    try:
+        from obscura.sim.verilator import verilator_bin
+        info["verilator"] = str(verilator_bin()[0])
+    except ObscuraError as exc:
+        info["verilator"] = f"missing: {exc}"
+    info["registers"] = {r.name: hex(r.reset_value()) for r in register_map()[:6]}
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="obscura", description="Open FPGA video anonymizer.",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"obscura {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+
+    p = sub.add_parser("detect", formatter_class=fmt,
+                       help="print the faces the detector finds in images and video frames")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files")
+    p.add_argument("--json", action="store_true", help="one JSON object per frame and line")
+    p.add_argument("--backend", default="model", choices=["model"],
+                   help="the numpy model (the RTL detector backend comes with the engine)")
+    _detector_args(p)
+    p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser("eval", formatter_class=fmt,
+                       help="detection quality against dlib imglab XML ground truth")
+    p.add_argument("truth", nargs="+", help="imglab XML files (images next to them)")
+    p.add_argument("--negatives", nargs="*", default=[], help="face-free images")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _detector_args(p)
+    p.set_defaults(func=cmd_eval, scale_factor=1.1, min_size=20)
+
+    p = sub.add_parser("info", help="versions, backends, toolchain and register defaults")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ObscuraError as exc:
+        print(f"obscura: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("obscura: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
