@@ -15,8 +15,9 @@ Every step is an integer function with documented widths (docs/detector.md):
    of leaf values against the stage threshold; OpenCV's window order and step (2, or 1 from
    scale 2 on) and its skip of the next window after a stage-0 rejection.
 7. `group`: raw windows clustered against each cluster's first window with OpenCV's similarity
-   test (eps 0.2), at most `max_clusters` clusters; clusters with more than `min_neighbors`
-   members give their rounded mean; OpenCV's removal of small boxes inside bigger ones.
+   test (eps 0.2), at most `max_clusters` clusters, then similar clusters merged; clusters with
+   more than `min_neighbors` members give their rounded mean; OpenCV's removal of small boxes
+   inside bigger ones.
 """
 
 
@@ -359,9 +360,11 @@ def _similar(a, b):
 def group(raw, min_neighbors, max_clusters=128):
     """Group raw windows (x, y, w, h) into detections; return (boxes, overflow count).
 
-    Unlike OpenCV's `partition` (the transitive closure of the similarity), a window joins the
-    first cluster whose *first* window it resembles: the hardware compares against one stored
-    seed per cluster, in scan order.
+    Pass 1, in scan order: a window joins the first cluster whose first window (its seed) it
+    resembles, else opens a cluster (at most `max_clusters`; the rest are counted as overflow).
+    Pass 2: clusters whose seeds or rounded means resemble each other are merged, transitively
+    (OpenCV's `partition` takes the transitive closure over all windows; the hardware gets
+    close with one comparison per pair of clusters instead of per pair of windows).
     """
     if min_neighbors <= 0:
         return list(raw), 0
@@ -380,13 +383,33 @@ def group(raw, min_neighbors, max_clusters=128):
                 counts.append(1)
             else:
                 overflow += 1
-    means = [tuple((2 * v + n) // (2 * n) for v in s) for s, n in zip(sums, counts)]
+
+    def mean(total, n):
+        return tuple((2 * v + n) // (2 * n) for v in total)
+
+    means = [mean(t, n) for t, n in zip(sums, counts)]
+    parent = list(range(len(seeds)))
+
+    def root(i):
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for i in range(len(seeds)):
+        for j in range(i):
+            if _similar(seeds[i], seeds[j]) or _similar(means[i], means[j]):
+                parent[root(i)] = root(j)
+    merged = {}
+    for i in range(len(seeds)):
+        t, n = merged.get(root(i), ([0, 0, 0, 0], 0))
+        merged[root(i)] = ([a + b for a, b in zip(t, sums[i])], n + counts[i])
+    clusters = [(mean(t, n), n) for t, n in (merged[k] for k in sorted(merged))]
     out = []
-    for i, (r1, n1) in enumerate(zip(means, counts)):
+    for i, (r1, n1) in enumerate(clusters):
         if n1 <= min_neighbors:
             continue
         inside = False
-        for j, (r2, n2) in enumerate(zip(means, counts)):
+        for j, (r2, n2) in enumerate(clusters):
             if j == i or n2 <= min_neighbors:
                 continue
             dx, dy = (2 * r2[2] + 5) // 10, (2 * r2[3] + 5) // 10   # round(0.2 * w)
@@ -398,5 +421,3 @@ def group(raw, min_neighbors, max_clusters=128):
         if not inside:
             out.append(r1)
     return out, overflow
-
-
