@@ -31,8 +31,8 @@ PREP_STAGES = 4
 #: L3 (horizontal products), L4 (sums), L5 (vertical products), L6 (sum and output select),
 #: L7 (output register).
 LATE_STAGES = 7
-#: Span engine pipeline depth beyond one cycle per region (E1..E7 after E0).
-ENGINE_LATENCY = 7
+#: Span engine pipeline depth beyond one cycle per region (E0b, E1..E7 after E0).
+ENGINE_LATENCY = 8
 #: Largest frame height (lines) below which a frame start waits for the previous frame to
 #: drain: with fewer than three 32-line block rows, the previous frame's last line may still read
 #: a mean-store row the new frame is overwriting.
@@ -310,12 +310,24 @@ class MaskUnit(wiring.Component):
         rp_sqrt = sqrt_rom.read_port()
         idx_shape = range(nreg + 1)
 
+        # The region select is a two-level mux (8:1 per group of eight, registered, then the
+        # group): one 40:1 mux of 49 bits does not fit a cycle.
+        sel_layout = data.StructLayout({"valid": 1, "idx": idx_shape, "ell": 1})
+        e0b = Signal(sel_layout)
+        ngroups = -(-nreg // 8)
+        group_regs = [Signal(Region, name=f"region_group{g}") for g in range(ngroups)]
+        m.d.sync += [
+            e0b.valid.eq(eng_busy & (eng_idx < nreg)), e0b.idx.eq(eng_idx),
+            e0b.ell.eq((eng_idx < self.num_boxes) & (act_shape == Shape.ELLIPSE)),
+        ]
+        for g in range(ngroups):
+            members = Array(list(regions)[8 * g:8 * g + 8])
+            m.d.sync += group_regs[g].eq(members[eng_idx[:3]])
         e1 = Signal(data.StructLayout({"valid": 1, "idx": idx_shape, "ell": 1,
                                        "region": Region}))
         m.d.sync += [
-            e1.valid.eq(eng_busy & (eng_idx < nreg)), e1.idx.eq(eng_idx),
-            e1.ell.eq((eng_idx < self.num_boxes) & (act_shape == Shape.ELLIPSE)),
-            e1.region.eq(regions[eng_idx]),
+            e1.valid.eq(e0b.valid), e1.idx.eq(e0b.idx), e1.ell.eq(e0b.ell),
+            e1.region.eq(Array(group_regs)[e0b.idx >> 3]),
         ]
         geo_layout = data.StructLayout({"valid": 1, "idx": idx_shape, "ell": 1, "inside": 1,
                                         "v": COORD_BITS + 1, "w": COORD_BITS,
