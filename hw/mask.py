@@ -25,8 +25,8 @@ __all__ = ["MaskUnit", "MaskControl", "MaskStatus", "Color", "ACCUM_STAGES", "LA
 
 #: Stages S1..S5 (block-mean accumulation) before the delay line.
 ACCUM_STAGES = 5
-#: Stages P1..P4 just before L0 that compute the mean-store read addresses.
-PREP_STAGES = 4
+#: Stages P1..P5 just before L0 that compute the mean-store read addresses.
+PREP_STAGES = 5
 #: Stages after the span test L0: L1 (OR, mean-store outputs registered), L2 (corner select),
 #: L3 (horizontal products), L4 (sums), L5 (vertical products), L6 (sum and output select),
 #: L7 (output register).
@@ -124,7 +124,7 @@ class MaskUnit(wiring.Component):
         nstages = j + LATE_STAGES
         st = [Signal(pix_layout, name=f"s{n + 1}") for n in range(nstages)]
         s1, s5 = st[0], st[4]
-        p1 = st[j - 5]                           # P1: first address-preparation stage
+        p1 = st[j - 1 - PREP_STAGES]             # P1: first address-preparation stage
         l0, l6, l_out = st[j - 1], st[j + 5], st[j + 6]
         adv = Signal()
         m.d.comb += adv.eq(~l_out.valid | self.o.ready)
@@ -467,7 +467,7 @@ class MaskUnit(wiring.Component):
         wrow4 = Signal(addr_w)
         waddr5 = Signal(addr_w)
         with m.If(adv):
-            m.d.sync += [wrow4.eq(Mux(a3.fb, rb * cb, 0) + (a3.by >> 1) * cb),
+            m.d.sync += [wrow4.eq(Mux(a3.fb, rb * cb, 0) + _const_mul(a3.by >> 1, cb)),
                          waddr5.eq(wrow4 + (acc[4].bx >> 1))]
         banks = [[memory.Memory(shape=Color, depth=bank_depth, init=[]) for _ in (0, 1)]
                  for _ in (0, 1)]
@@ -527,14 +527,19 @@ class MaskUnit(wiring.Component):
                 m.d.sync += [out.b0.eq(b0), out.wgt.eq(wgt),
                              out.b1.eq(Mux(wgt != 0, b0 + 1, b0 ^ 1))]
 
-        # P3: per bank, the row base and column; P4: the address.
+        # P3: per bank, the row and column; P4: the row base (row * stride, shifts and adds);
+        # P5: the address.
         bank_layout = data.ArrayLayout(unsigned(addr_w), 4)
-        row_base = Signal(bank_layout)
+        row_half = Signal(bank_layout)
         col_half = Signal(bank_layout)
-        addr5 = Signal(bank_layout)
+        fb4 = Signal()
+        row_base = Signal(bank_layout)
+        col_half5 = Signal(bank_layout)
+        addr6 = Signal(bank_layout)
         prep4 = Signal(data.StructLayout({"ctx": late_layout, "py": 1, "px": 1, "wx": 6,
                                           "wy": 6, "iwx": 6, "iwy": 6}))
         prep5 = Signal.like(prep4)
+        prep6 = Signal.like(prep4)
         with m.If(adv):
             m.d.sync += [prep4.ctx.eq(prep3.ctx), prep4.py.eq(prep3.y.b0[0]),
                          prep4.px.eq(prep3.x.b0[0]), prep4.wx.eq(prep3.x.wgt),
@@ -542,19 +547,20 @@ class MaskUnit(wiring.Component):
                          # B - w, ready before the multipliers that use it
                          prep4.iwx.eq((Const(1, 6) << prep3.ctx.k) - prep3.x.wgt),
                          prep4.iwy.eq((Const(1, 6) << prep3.ctx.k) - prep3.y.wgt),
-                         prep5.eq(prep4)]
+                         prep5.eq(prep4), prep6.eq(prep5), fb4.eq(prep3.ctx.fb_r)]
             for pr in (0, 1):
                 for pc in (0, 1):
                     n = 2 * pr + pc
                     row = Mux(prep3.y.b0[0] == pr, prep3.y.b0, prep3.y.b1)
                     col = Mux(prep3.x.b0[0] == pc, prep3.x.b0, prep3.x.b1)
-                    m.d.sync += [row_base[n].eq(Mux(prep3.ctx.fb_r, rb * cb, 0) +
-                                                (row >> 1) * cb),
-                                 col_half[n].eq(col >> 1),
-                                 addr5[n].eq(row_base[n] + col_half[n])]
+                    m.d.sync += [row_half[n].eq(row >> 1), col_half[n].eq(col >> 1),
+                                 row_base[n].eq(Mux(fb4, rb * cb, 0) +
+                                                _const_mul(row_half[n], cb)),
+                                 col_half5[n].eq(col_half[n]),
+                                 addr6[n].eq(row_base[n] + col_half5[n])]
         for pr in (0, 1):
             for pc in (0, 1):
-                m.d.comb += [rps[pr][pc].addr.eq(addr5[2 * pr + pc]), rps[pr][pc].en.eq(adv)]
+                m.d.comb += [rps[pr][pc].addr.eq(addr6[2 * pr + pc]), rps[pr][pc].en.eq(adv)]
 
         # ---------------------------------------------------------------- L0: span test
         hits1 = Signal(nreg)
@@ -569,9 +575,9 @@ class MaskUnit(wiring.Component):
                                       "iwx": 6, "iwy": 6, "hit": 1})
         q1, q2, q3, q4, q5, q6 = (Signal(q_layout, name=f"q{n}") for n in range(1, 7))
         with m.If(adv):
-            m.d.sync += [q1.ctx.eq(prep5.ctx), q1.py.eq(prep5.py), q1.px.eq(prep5.px),
-                         q1.wx.eq(prep5.wx), q1.wy.eq(prep5.wy),
-                         q1.iwx.eq(prep5.iwx), q1.iwy.eq(prep5.iwy),
+            m.d.sync += [q1.ctx.eq(prep6.ctx), q1.py.eq(prep6.py), q1.px.eq(prep6.px),
+                         q1.wx.eq(prep6.wx), q1.wy.eq(prep6.wy),
+                         q1.iwx.eq(prep6.iwx), q1.iwy.eq(prep6.iwy),
                          q2.eq(q1), q2.hit.eq(hits1.any()), q3.eq(q2), q4.eq(q3), q5.eq(q4),
                          q6.eq(q5)]
 
@@ -635,6 +641,15 @@ class MaskUnit(wiring.Component):
             self.o.payload.last.eq(l_out.last),
         ]
         return m
+
+
+def _const_mul(value, constant):
+    """Return value * constant as a sum of shifted copies (adders, not a DSP block)."""
+    terms = [value << i for i in range(constant.bit_length()) if constant >> i & 1]
+    total = terms[0] if terms else Const(0)
+    for t in terms[1:]:
+        total = total + t
+    return total
 
 
 def _or(terms):
