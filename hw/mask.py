@@ -33,6 +33,8 @@ PREP_STAGES = 5
 LATE_STAGES = 7
 #: Span engine pipeline depth beyond one cycle per region (E0b, E1..E7 after E0).
 ENGINE_LATENCY = 8
+#: Rows per block RAM of the mean store (ECP5 EBR: 2048 x 9).
+SUB_DEPTH = 2048
 #: Largest frame height (lines) below which a frame start waits for the previous frame to
 #: drain: with fewer than three 32-line block rows, the previous frame's last line may still read
 #: a mean-store row the new frame is overwriting.
@@ -469,20 +471,27 @@ class MaskUnit(wiring.Component):
         with m.If(adv):
             m.d.sync += [wrow4.eq(Mux(a3.fb, rb * cb, 0) + _const_mul(a3.by >> 1, cb)),
                          waddr5.eq(wrow4 + (acc[4].bx >> 1))]
-        banks = [[memory.Memory(shape=Color, depth=bank_depth, init=[]) for _ in (0, 1)]
-                 for _ in (0, 1)]
-        rps = [[None, None], [None, None]]
+        # Each bank is split by address into memories of at most SUB_DEPTH rows whose outputs
+        # are registered before they are selected: a block RAM's clock-to-out plus the output
+        # multiplexer of a deeper memory does not fit a 10 ns cycle.
+        nsub = -(-bank_depth // SUB_DEPTH)
+        sub_bits = max(1, (min(bank_depth, SUB_DEPTH) - 1).bit_length())
+        rps = [[[None] * nsub for _ in (0, 1)] for _ in (0, 1)]
         for pr in (0, 1):
             for pc in (0, 1):
-                m.submodules[f"means_{pr}{pc}"] = banks[pr][pc]
-                wp = banks[pr][pc].write_port()
-                rps[pr][pc] = banks[pr][pc].read_port(transparent_for=(wp,))
-                m.d.comb += [
-                    wp.addr.eq(waddr5),
-                    wp.data.eq(mean5),
-                    wp.en.eq(adv & s5.valid & a5.en & a5.blk_end &
-                             (a5.by[0] == pr) & (a5.bx[0] == pc)),
-                ]
+                for sub in range(nsub):
+                    depth = min(SUB_DEPTH, bank_depth - sub * SUB_DEPTH)
+                    mem = memory.Memory(shape=Color, depth=depth, init=[])
+                    m.submodules[f"means_{pr}{pc}_{sub}"] = mem
+                    wp = mem.write_port()
+                    rps[pr][pc][sub] = mem.read_port(transparent_for=(wp,))
+                    m.d.comb += [
+                        wp.addr.eq(waddr5[:sub_bits]),
+                        wp.data.eq(mean5),
+                        wp.en.eq(adv & s5.valid & a5.en & a5.blk_end &
+                                 (a5.by[0] == pr) & (a5.bx[0] == pc) &
+                                 ((waddr5 >> sub_bits) == sub)),
+                    ]
 
         # ---------------------------------------------------------------- P1-P4: read addresses
         # The mean-store reads happen at L0, after the writes at S5, so a frame always reads
@@ -560,7 +569,8 @@ class MaskUnit(wiring.Component):
                                  addr6[n].eq(row_base[n] + col_half5[n])]
         for pr in (0, 1):
             for pc in (0, 1):
-                m.d.comb += [rps[pr][pc].addr.eq(addr6[2 * pr + pc]), rps[pr][pc].en.eq(adv)]
+                for rp in rps[pr][pc]:
+                    m.d.comb += [rp.addr.eq(addr6[2 * pr + pc][:sub_bits]), rp.en.eq(adv)]
 
         # ---------------------------------------------------------------- L0: span test
         hits1 = Signal(nreg)
@@ -583,10 +593,18 @@ class MaskUnit(wiring.Component):
 
         # Block RAM outputs go straight into registers: its clock-to-out leaves no time for
         # logic in the same cycle.
-        banks2 = Signal(data.ArrayLayout(Color, 4))         # bank (pr, pc) at index 2pr + pc
+        subs2 = Signal(data.ArrayLayout(data.ArrayLayout(Color, nsub), 4))
+        sub_sel1 = Signal(data.ArrayLayout(range(max(nsub, 2)), 4))
+        sub_sel2 = Signal.like(sub_sel1)
         with m.If(adv):
-            m.d.sync += [banks2[2 * pr + pc].eq(rps[pr][pc].data)
-                         for pr in (0, 1) for pc in (0, 1)]
+            m.d.sync += [subs2[2 * pr + pc][sub].eq(rps[pr][pc][sub].data)
+                         for pr in (0, 1) for pc in (0, 1) for sub in range(nsub)]
+            m.d.sync += [sub_sel1[n].eq(addr6[n] >> sub_bits) for n in range(4)]
+            m.d.sync += sub_sel2.eq(sub_sel1)
+        banks2 = [Signal(Color, name=f"bank{n}_l2") for n in range(4)]
+        for n in range(4):
+            m.d.comb += banks2[n].eq(Array([subs2[n][sub].as_value() for sub in range(nsub)])
+                                     [sub_sel2[n]])
 
         def pick(py, px):
             sel = Signal(Color)
