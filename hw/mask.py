@@ -13,12 +13,13 @@
   other half (frame N-1's means).
 """
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .mask_model import RECIP, SQRT_PROFILE
-from .types import BLOCK_SIZES, COORD_BITS, Geometry, Mode, Region, Shape, pixel_stream
+from .types import BLOCK_SIZES, COORD_BITS, Geometry, Mode, Pixel, Region, Shape, pixel_stream
 
 __all__ = ["MaskUnit", "MaskControl", "MaskStatus", "Color", "ACCUM_STAGES", "LATE_STAGES",
            "ENGINE_LATENCY", "latency_cycles"]
@@ -31,6 +32,8 @@ PREP_STAGES = 5
 #: L3 (horizontal products), L4 (sums), L5 (vertical products), L6 (sum and output select),
 #: L7 (output register).
 LATE_STAGES = 7
+#: The output FIFO (Amaranth's SyncFIFOBuffered): a written pixel is readable 2 clocks later.
+FIFO_LATENCY = 2
 #: Span engine pipeline depth beyond one cycle per region (E0b, E1..E7 after E0).
 ENGINE_LATENCY = 8
 #: Rows per block RAM of the mean store (ECP5 EBR: 2048 x 9).
@@ -49,7 +52,7 @@ def l0_stage(num_regions):
 
 def latency_cycles(num_regions):
     """Return the unit's pixel latency in clocks (input accepted to output valid)."""
-    return l0_stage(num_regions) + LATE_STAGES
+    return l0_stage(num_regions) + LATE_STAGES + FIFO_LATENCY
 
 
 class Color(data.Struct):
@@ -128,8 +131,16 @@ class MaskUnit(wiring.Component):
         s1, s5 = st[0], st[4]
         p1 = st[j - 1 - PREP_STAGES]             # P1: first address-preparation stage
         l0, l6, l_out = st[j - 1], st[j + 5], st[j + 6]
-        adv = Signal()
-        m.d.comb += adv.eq(~l_out.valid | self.o.ready)
+        # The pipeline never stalls: the output goes into a FIFO, and a pixel is accepted only
+        # while the FIFO has room for every pixel in flight (credits). No clock enable fans out
+        # from the output's ready to thousands of registers.
+        adv = Const(1)
+        fifo_depth = 1 << (nstages + 4).bit_length()
+        m.submodules.out_fifo = out_fifo = SyncFIFOBuffered(width=Pixel.as_shape().size,
+                                                            depth=fifo_depth)
+        in_flight = Signal(range(fifo_depth + 1))
+        room = Signal(init=1)
+        m.d.sync += room.eq(in_flight + 1 < fifo_depth)   # registered: one cycle of slack
         accept = Signal()
         m.d.comb += accept.eq(self.i.valid & self.i.ready)
 
@@ -275,7 +286,7 @@ class MaskUnit(wiring.Component):
         start_ok = Signal()
         m.d.comb += start_ok.eq((Mux(tag, cnt[0], cnt[1]) == 0) & eng_idle &
                                 (~is_first | ~small | (Mux(tag, cnt[1], cnt[0]) == 0)))
-        m.d.comb += self.i.ready.eq(adv & (~line_start | start_ok))
+        m.d.comb += self.i.ready.eq(room & (~line_start | start_ok))
 
         new_tag = Signal()
         m.d.comb += new_tag.eq(Mux(line_start, ~tag, tag))
@@ -653,11 +664,15 @@ class MaskUnit(wiring.Component):
         with m.If(adv):
             m.d.sync += l_out.eq(out)
         m.d.comb += [
-            self.o.valid.eq(l_out.valid),
-            self.o.payload.r.eq(l_out.r), self.o.payload.g.eq(l_out.g),
-            self.o.payload.b.eq(l_out.b), self.o.payload.first.eq(l_out.first),
-            self.o.payload.last.eq(l_out.last),
+            out_fifo.w_en.eq(l_out.valid),
+            out_fifo.w_data.eq(Cat(l_out.r, l_out.g, l_out.b, l_out.first, l_out.last)),
+            self.o.valid.eq(out_fifo.r_rdy),
+            self.o.payload.eq(out_fifo.r_data),
+            out_fifo.r_en.eq(self.o.ready),
         ]
+        popped = Signal()
+        m.d.comb += popped.eq(out_fifo.r_rdy & self.o.ready)
+        m.d.sync += in_flight.eq(in_flight + accept - popped)
         return m
 
 
