@@ -26,8 +26,8 @@ __all__ = ["MaskUnit", "MaskControl", "MaskStatus", "Color", "ACCUM_STAGES", "LA
 
 #: Stages S1..S5 (block-mean accumulation) before the delay line.
 ACCUM_STAGES = 5
-#: Stages P1..P5 just before L0 that compute the mean-store read addresses.
-PREP_STAGES = 5
+#: Stages P1..P7 just before L0 that compute the mean-store read addresses.
+PREP_STAGES = 7
 #: Stages after the span test L0: L1 (OR, mean-store outputs registered), L2 (corner select),
 #: L3 (horizontal products), L4 (sums), L5 (vertical products), L6 (sum and output select),
 #: L7 (output register).
@@ -504,7 +504,7 @@ class MaskUnit(wiring.Component):
                                  ((waddr5 >> sub_bits) == sub)),
                     ]
 
-        # ---------------------------------------------------------------- P1-P4: read addresses
+        # ---------------------------------------------------------------- P1-P7: read addresses
         # The mean-store reads happen at L0, after the writes at S5, so a frame always reads
         # its predecessor's finished means (see SMALL_FRAME_LINES for the one exception).
         c1 = Signal(ctx_layout)
@@ -512,43 +512,52 @@ class MaskUnit(wiring.Component):
         late_layout = data.StructLayout({
             "k": 3, "mode": Mode, "color": Color, "means_valid": 1, "blur": 1,
             "nbx": cw, "nby": cw, "fb_r": 1})
-        axis_layout = data.StructLayout({"neg": 1, "b0": COORD_BITS, "wgt": 6})
-        prep2 = Signal(data.StructLayout({"ctx": late_layout, "y": axis_layout,
-                                          "x": axis_layout}))
+        # P1: offset by half a block (blur); P2: block index and weight; P3: the edge test;
+        # P4: clamp at the frame edges (as `effect_colours` in the model) and the neighbour.
+        ctx_reg = [Signal(late_layout, name=f"prep_ctx{n}") for n in range(2, 6)]
+        pa = Signal(data.StructLayout({"x": COORD_BITS, "y": COORD_BITS, "nx": 1, "ny": 1}))
+        pb_l = data.StructLayout({"b0": COORD_BITS, "wgt": 5, "neg": 1})
+        pb = Signal(data.StructLayout({"x": pb_l, "y": pb_l}))
+        pc_l = data.StructLayout({"b0": COORD_BITS, "b0p1": COORD_BITS, "cm1": COORD_BITS,
+                                  "wgt": 5, "neg": 1, "last": 1})
+        pc = Signal(data.StructLayout({"x": pc_l, "y": pc_l}))
+        side = data.StructLayout({"b0": COORD_BITS, "b1": COORD_BITS, "wgt": 6})
+        prep3 = Signal(data.StructLayout({"ctx": late_layout, "y": side, "x": side}))
         half = Mux(c1.k == 3, 4, Mux(c1.k == 4, 8, 16))
         blur1 = c1.mode == Mode.BLUR
         with m.If(adv):
             m.d.sync += [
-                prep2.ctx.k.eq(c1.k), prep2.ctx.mode.eq(c1.mode), prep2.ctx.color.eq(c1.color),
-                prep2.ctx.means_valid.eq(c1.means_valid), prep2.ctx.blur.eq(blur1),
-                prep2.ctx.nbx.eq(c1.nbx), prep2.ctx.nby.eq(c1.nby), prep2.ctx.fb_r.eq(c1.fb_r),
+                ctx_reg[0].k.eq(c1.k), ctx_reg[0].mode.eq(c1.mode),
+                ctx_reg[0].color.eq(c1.color), ctx_reg[0].means_valid.eq(c1.means_valid),
+                ctx_reg[0].blur.eq(blur1), ctx_reg[0].nbx.eq(c1.nbx),
+                ctx_reg[0].nby.eq(c1.nby), ctx_reg[0].fb_r.eq(c1.fb_r),
             ]
+            m.d.sync += [b.eq(a) for a, b in zip(ctx_reg[:-1], ctx_reg[1:])]
             for name, coord in (("x", p1.x), ("y", p1.y)):
-                src = Mux(blur1, coord - half, coord)[:COORD_BITS]
-                ax = getattr(prep2, name)
-                m.d.sync += [ax.neg.eq(blur1 & (coord < half)), ax.b0.eq(src >> c1.k),
-                             ax.wgt.eq(Mux(blur1, src & ((Const(1, 6) << c1.k) - 1), 0))]
+                m.d.sync += [getattr(pa, name).eq(Mux(blur1, coord - half, coord)),
+                             getattr(pa, "n" + name).eq(blur1 & (coord < half))]
+            c2 = ctx_reg[0]
+            for name in ("x", "y"):
+                src = getattr(pa, name)
+                out = getattr(pb, name)
+                m.d.sync += [out.b0.eq(src >> c2.k), out.neg.eq(getattr(pa, "n" + name)),
+                             out.wgt.eq(Mux(c2.blur, src & ((Const(1, 6) << c2.k) - 1), 0))]
+            c3 = ctx_reg[1]
+            for name, count in (("x", c3.nbx), ("y", c3.nby)):
+                ax, out = getattr(pb, name), getattr(pc, name)
+                m.d.sync += [out.b0.eq(ax.b0), out.b0p1.eq(ax.b0 + 1), out.cm1.eq(count - 1),
+                             out.wgt.eq(ax.wgt), out.neg.eq(ax.neg),
+                             out.last.eq(c3.blur & (ax.b0 + 1 >= count))]
+            m.d.sync += prep3.ctx.eq(ctx_reg[2])
+            for name in ("x", "y"):
+                ax, out = getattr(pc, name), getattr(prep3, name)
+                zero_w = ax.neg | ax.last
+                b0 = Mux(ax.neg, 0, Mux(ax.last, ax.cm1, ax.b0))
+                m.d.sync += [out.b0.eq(b0), out.wgt.eq(Mux(zero_w, 0, ax.wgt)),
+                             out.b1.eq(Mux(~zero_w & (ax.wgt != 0), ax.b0p1, b0 ^ 1))]
 
-        # P2: clamp at the frame edges (as `effect_colours` in the model), pick the neighbour.
-        side = data.StructLayout({"b0": COORD_BITS, "b1": COORD_BITS, "wgt": 6})
-        prep3 = Signal(data.StructLayout({"ctx": late_layout, "y": side, "x": side}))
-        with m.If(adv):
-            m.d.sync += prep3.ctx.eq(prep2.ctx)
-            for name, count in (("x", prep2.ctx.nbx), ("y", prep2.ctx.nby)):
-                ax, out = getattr(prep2, name), getattr(prep3, name)
-                b0 = Signal(COORD_BITS, name=f"b0_{name}")
-                wgt = Signal(6, name=f"wgt_{name}")
-                with m.If(ax.neg):
-                    m.d.comb += [b0.eq(0), wgt.eq(0)]
-                with m.Elif(prep2.ctx.blur & (ax.b0 + 1 >= count)):
-                    m.d.comb += [b0.eq(count - 1), wgt.eq(0)]
-                with m.Else():
-                    m.d.comb += [b0.eq(ax.b0), wgt.eq(ax.wgt)]
-                m.d.sync += [out.b0.eq(b0), out.wgt.eq(wgt),
-                             out.b1.eq(Mux(wgt != 0, b0 + 1, b0 ^ 1))]
-
-        # P3: per bank, the row and column; P4: the row base (row * stride, shifts and adds);
-        # P5: the address.
+        # P5: per bank, the row and column; P6: the row base (row * stride, shifts and adds);
+        # P7: the address.
         bank_layout = data.ArrayLayout(unsigned(addr_w), 4)
         row_half = Signal(bank_layout)
         col_half = Signal(bank_layout)
