@@ -246,8 +246,6 @@ class MaskUnit(wiring.Component):
                     geom_known.eq(geom_known | self_complete),
                     cfg.eq(self.control),
                     means_valid.eq(prev_complete & (k_of(self.control) == k_of(cfg))),
-                    nbx_r.eq(ceil_shift(eff_w, k_of(self.control))),
-                    nby_r.eq(ceil_shift(eff_h, k_of(self.control))),
                     fb.eq(~fb),
                     status.frames.eq(status.frames + 1),
                     act_boxes.eq(self.boxes),
@@ -293,21 +291,33 @@ class MaskUnit(wiring.Component):
         with m.If(accept & line_start):
             m.d.sync += [tag.eq(~tag), eng_busy.eq(1), eng_idx.eq(0), eng_y.eq(y),
                          eng_buf.eq(~tag)]
-            line_ctx = Signal(ctx_layout)
-            m.d.comb += [
-                line_ctx.mode.eq(eff_ctl.mode),
-                line_ctx.k.eq(eff_k),
-                line_ctx.color.eq(eff_ctl.color),
-                line_ctx.means_valid.eq(Mux(is_first,
-                                            prev_complete & (k_of(self.control) == k_of(cfg)),
-                                            means_valid)),
-                line_ctx.nbx.eq(Mux(is_first, ceil_shift(eff_w, eff_k), nbx_r)),
-                line_ctx.nby.eq(Mux(is_first, ceil_shift(eff_h, eff_k), nby_r)),
-                line_ctx.fb_r.eq(Mux(is_first, fb, ~fb)),
+        # A line's context is written the cycle after its first pixel is accepted (the block
+        # counts of a new frame come from an add and shift of the learned geometry); P1, the
+        # first stage that reads it, is several stages later.
+        lc = Signal(data.StructLayout({"valid": 1, "first": 1, "tag": 1, "w": cw, "h": cw,
+                                       "ctx": ctx_layout}))
+        m.d.sync += lc.valid.eq(accept & line_start)
+        with m.If(accept & line_start):
+            m.d.sync += [
+                lc.first.eq(is_first), lc.tag.eq(~tag), lc.w.eq(eff_w), lc.h.eq(eff_h),
+                lc.ctx.mode.eq(eff_ctl.mode), lc.ctx.k.eq(eff_k), lc.ctx.color.eq(eff_ctl.color),
+                lc.ctx.means_valid.eq(Mux(is_first,
+                                          prev_complete & (k_of(self.control) == k_of(cfg)),
+                                          means_valid)),
+                lc.ctx.fb_r.eq(Mux(is_first, fb, ~fb)),
             ]
+        line_ctx = Signal(ctx_layout)
+        m.d.comb += [
+            line_ctx.eq(lc.ctx),
+            line_ctx.nbx.eq(Mux(lc.first, ceil_shift(lc.w, lc.ctx.k), nbx_r)),
+            line_ctx.nby.eq(Mux(lc.first, ceil_shift(lc.h, lc.ctx.k), nby_r)),
+        ]
+        with m.If(lc.valid):
             for t in (0, 1):
-                with m.If(tag == (1 - t)):
+                with m.If(lc.tag == t):
                     m.d.sync += ctx[t].eq(line_ctx)
+            with m.If(lc.first):
+                m.d.sync += [nbx_r.eq(line_ctx.nbx), nby_r.eq(line_ctx.nby)]
 
         # E0 select a region; E1 its geometry, RECIP[h] read; E2 register the ROM output;
         # E3 t = (v * RECIP[h]) >> 8; E4 the profile read; E5 register it;
