@@ -34,6 +34,8 @@ PREP_STAGES = 7
 LATE_STAGES = 7
 #: The output FIFO (Amaranth's SyncFIFOBuffered): a written pixel is readable 2 clocks later.
 FIFO_LATENCY = 2
+#: Clocks from a line's first pixel to the span engine's start.
+ENGINE_START = 1
 #: Span engine pipeline depth beyond one cycle per region (E0b, E1..E7 after E0).
 ENGINE_LATENCY = 8
 #: Rows per block RAM of the mean store (ECP5 EBR: 2048 x 9).
@@ -47,7 +49,7 @@ SMALL_FRAME_LINES = 3 * max(BLOCK_SIZES)
 def l0_stage(num_regions):
     """Return the (1-based) stage L0: a line's first pixel reaches it only after the engine,
     started when that pixel was accepted, has written the line's last span."""
-    return max(num_regions + ENGINE_LATENCY + 1, ACCUM_STAGES + PREP_STAGES + 1)
+    return max(num_regions + ENGINE_START + ENGINE_LATENCY + 1, ACCUM_STAGES + PREP_STAGES + 1)
 
 
 def latency_cycles(num_regions):
@@ -248,9 +250,6 @@ class MaskUnit(wiring.Component):
                     means_valid.eq(prev_complete & (k_of(self.control) == k_of(cfg))),
                     fb.eq(~fb),
                     status.frames.eq(status.frames + 1),
-                    act_boxes.eq(self.boxes),
-                    act_zones.eq(self.zones),
-                    act_shape.eq(self.control.box_shape),
                 ]
                 with m.If(self_complete):
                     m.d.sync += [w_exp.eq(w0), wexpm1.eq(w0m1), h_exp.eq(y_next)]
@@ -288,9 +287,19 @@ class MaskUnit(wiring.Component):
 
         new_tag = Signal()
         m.d.comb += new_tag.eq(Mux(line_start, ~tag, tag))
+        # The engine starts (and a frame's regions are latched) the cycle after the line's first
+        # pixel is accepted: the thousands of region registers are not enabled by `accept`.
+        eng_pending = Signal()
+        latch_pending = Signal()
+        eng_y_p = Signal(COORD_BITS)
+        m.d.sync += [eng_pending.eq(accept & line_start), latch_pending.eq(accept & is_first)]
         with m.If(accept & line_start):
-            m.d.sync += [tag.eq(~tag), eng_busy.eq(1), eng_idx.eq(0), eng_y.eq(y),
-                         eng_buf.eq(~tag)]
+            m.d.sync += [tag.eq(~tag), eng_y_p.eq(y), eng_buf.eq(~tag)]
+        with m.If(eng_pending):
+            m.d.sync += [eng_busy.eq(1), eng_idx.eq(0), eng_y.eq(eng_y_p)]
+        with m.If(latch_pending):
+            m.d.sync += [act_boxes.eq(self.boxes), act_zones.eq(self.zones),
+                         act_shape.eq(self.control.box_shape)]
         # A line's context is written the cycle after its first pixel is accepted (the block
         # counts of a new frame come from an add and shift of the learned geometry); P1, the
         # first stage that reads it, is several stages later.
@@ -391,11 +400,11 @@ class MaskUnit(wiring.Component):
                     with m.If((eng_buf == t) & (e7.idx == r)):
                         m.d.sync += [spans[t][r].lo.eq(Mux(e7.inside, lo, 0)),
                                      spans[t][r].hi.eq(Mux(e7.inside, hi, 0))]
-        with m.If(eng_busy & ~(accept & line_start)):
+        with m.If(eng_busy & ~eng_pending):
             m.d.sync += eng_idx.eq(eng_idx + 1)
             with m.If(eng_idx == nreg + ENGINE_LATENCY - 1):
                 m.d.sync += eng_busy.eq(0)
-        m.d.comb += eng_idle.eq(~eng_busy)
+        m.d.comb += eng_idle.eq(~eng_busy & ~eng_pending)
 
         # ---------------------------------------------------------------- in-flight counts
         for t in (0, 1):

@@ -7,6 +7,7 @@ from conftest import real_frame_rgb
 from obscura.hw.mask import (
     ACCUM_STAGES,
     ENGINE_LATENCY,
+    ENGINE_START,
     FIFO_LATENCY,
     LATE_STAGES,
     PREP_STAGES,
@@ -80,7 +81,7 @@ def test_region_counts(boxes, zones):
 
 def test_latency_is_the_named_constant():
     dut = MaskUnit(GEOM, num_boxes=2, num_zones=1)
-    l0 = max(3 + ENGINE_LATENCY + 1, ACCUM_STAGES + PREP_STAGES + 1)
+    l0 = max(3 + ENGINE_START + ENGINE_LATENCY + 1, ACCUM_STAGES + PREP_STAGES + 1)
     assert dut.latency == latency_cycles(3) == l0 + LATE_STAGES + FIFO_LATENCY
     frames = moving_frames(2, 64, 4)
     rgb, first, last = frames_to_stream(frames)
