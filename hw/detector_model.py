@@ -160,13 +160,18 @@ class _Levels:
 
     def __init__(self, base, levels):
         sums, sqs, self.offset, self.stride, self.images = [], [], [], [], []
+        # One row stride for every level (the widest), so a feature's corner offsets are the
+        # same numbers whatever the level: a model speed choice, the sums are unchanged.
+        self.common_stride = max((ws + 1 for _, ws, _, _ in levels), default=1)
         pos = 0
         for f, ws, hs, _ in levels:
             img = resize_level(base, f, ws, hs)
             s, q = integrals(img)
+            pad = ((0, 0), (0, self.common_stride - (ws + 1)))
+            s, q = np.pad(s, pad), np.pad(q, pad)
             self.images.append(img)
             self.offset.append(pos)
-            self.stride.append(ws + 1)
+            self.stride.append(self.common_stride)
             sums.append(s.ravel())
             sqs.append(q.ravel())
             pos += s.size
@@ -198,10 +203,11 @@ def _corner_terms(cas):
 
 def _feature_sums(terms, buf, origin, stride):
     """Feature sums of one feature for many windows (the integral is modulo 2**SUM_BITS, so
-    the weighted sum is reduced to a signed value afterwards)."""
-    total = np.zeros(len(origin), np.int64)
-    for dx, dy, w in terms:
-        total += w * buf[origin + (dy * stride + dx)]
+    the weighted sum is reduced to a signed value afterwards). `stride` is the common row
+    stride of every level."""
+    offsets = np.array([dy * stride + dx for dx, dy, _ in terms], np.int64)
+    weights = np.array([w for _, _, w in terms], np.int64)
+    total = buf[origin[:, None] + offsets] @ weights
     mod = 1 << SUM_BITS                  # exact: |feature sum| < 2**(SUM_BITS - 1)
     total &= mod - 1
     return np.where(total >= mod >> 1, total - mod, total)
@@ -212,7 +218,7 @@ def _stage_pass(cas, terms, buf, origin, stride, nf, stage):
     first, count = int(cas.stage_first[stage]), int(cas.stage_count[stage])
 
     def node_values(n, sel):
-        fsum = _feature_sums(terms[cas.node_feature[n]], buf, origin[sel], stride[sel])
+        fsum = _feature_sums(terms[cas.node_feature[n]], buf, origin[sel], stride)
         left = (fsum << NODE_FRAC) < cas.node_threshold[n] * nf[sel]
         out = np.empty(len(sel), np.int64)
         for child, mask in ((cas.node_left[n], left), (cas.node_right[n], ~left)):
@@ -334,7 +340,7 @@ def detect(rgb, cascade="frontalface_default", params=DetectorParams()):
         if len(keep) == 0:
             break
         result.weak_evaluated += len(keep) * int(cas.stage_count[stage])
-        ok = _stage_pass(cas, terms, L.sum, origin[keep], stride[keep], nf[keep], stage)
+        ok = _stage_pass(cas, terms, L.sum, origin[keep], L.common_stride, nf[keep], stage)
         keep = keep[ok]
     raw = []
     for i in keep:               # scan order: level, then y, then x
