@@ -159,7 +159,7 @@ class _Levels:
     """All pyramid levels' integral images in one flat buffer, for batched window gathers."""
 
     def __init__(self, base, levels):
-        sums, sqs, self.offset, self.stride, self.images = [], [], [], [], []
+        sums, sqs, self.offset = [], [], []
         # One row stride for every level (the widest), so a feature's corner offsets are the
         # same numbers whatever the level: a model speed choice, the sums are unchanged.
         self.common_stride = max((ws + 1 for _, ws, _, _ in levels), default=1)
@@ -169,20 +169,12 @@ class _Levels:
             s, q = integrals(img)
             pad = ((0, 0), (0, self.common_stride - (ws + 1)))
             s, q = np.pad(s, pad), np.pad(q, pad)
-            self.images.append(img)
             self.offset.append(pos)
-            self.stride.append(self.common_stride)
             sums.append(s.ravel())
             sqs.append(q.ravel())
             pos += s.size
         self.sum = np.concatenate(sums) if sums else np.zeros(0, np.int64)
         self.sq = np.concatenate(sqs) if sqs else np.zeros(0, np.int64)
-
-    def rect(self, buf, origin, stride, x, y, w, h, bits):
-        """Sum over rectangles (x, y, w, h relative to each window origin), modulo 2**bits."""
-        a = origin + y * stride + x
-        c = a + h * stride
-        return (buf[a] - buf[a + w] - buf[c] + buf[c + w]) & ((1 << bits) - 1)
 
 
 def _corner_terms(cas):
@@ -270,7 +262,7 @@ def _scan_level(cas, terms, L, li, ws, hs, step):
     if len(ys) == 0 or len(xs) == 0:
         return (empty,) * 4, 0, 0
     hg, wg = len(ys), len(xs)
-    stride = L.stride[li]
+    stride = L.common_stride
     size = (hs + 1) * stride
     tsum = L.sum[L.offset[li]:L.offset[li] + size].reshape(hs + 1, stride)
     tsq = L.sq[L.offset[li]:L.offset[li] + size].reshape(hs + 1, stride)
@@ -331,8 +323,8 @@ def detect(rgb, cascade="frontalface_default", params=DetectorParams()):
         (x, y, origin, nf), windows, weak = _scan_level(cas, terms, L, li, ws, hs, step)
         result.windows += windows
         result.weak_evaluated += weak
-        parts.append((np.full(len(x), li), x, y, origin, np.full(len(x), L.stride[li]), nf))
-    lvl, x, y, origin, stride, nf = (np.concatenate(c) if parts else np.zeros(0, np.int64)
+        parts.append((np.full(len(x), li), x, y, origin, nf))
+    lvl, x, y, origin, nf = (np.concatenate(c) if parts else np.zeros(0, np.int64)
                                      for c in zip(*parts))
     keep = np.arange(len(x))
     # The later stages run on the survivors of every level at once.

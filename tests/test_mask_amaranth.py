@@ -83,8 +83,6 @@ def test_latency_is_the_named_constant():
     dut = MaskUnit(GEOM, num_boxes=2, num_zones=1)
     l0 = max(3 + ENGINE_START + ENGINE_LATENCY + 1, ACCUM_STAGES + PREP_STAGES + 1)
     assert dut.latency == latency_cycles(3) == l0 + LATE_STAGES + FIFO_LATENCY
-    frames = moving_frames(2, 64, 4)
-    rgb, first, last = frames_to_stream(frames)
     cycles_seen = {}
 
     from amaranth.sim import Simulator
@@ -109,7 +107,6 @@ def test_latency_is_the_named_constant():
     sim.add_testbench(bench)
     sim.run()
     assert cycles_seen["latency"] == dut.latency
-    del rgb, first, last
 
 
 def test_one_pixel_per_clock_on_wide_lines():

@@ -45,19 +45,14 @@ class TB:
 
     def set_idle_and_backpressure(self, idle, backpressure, seed):
         rng = random.Random(seed)
-        if idle:
-            self.source.set_pause_generator(itertools.cycle(
-                [rng.random() < idle for _ in range(997)]))
-        else:
-            # Stopping a generator leaves `pause` as it last was: clear it explicitly.
-            self.source.set_pause_generator(None)
-            self.source.pause = False
-        if backpressure:
-            self.sink.set_pause_generator(itertools.cycle(
-                [rng.random() < backpressure for _ in range(1009)]))
-        else:
-            self.sink.set_pause_generator(None)
-            self.sink.pause = False
+        for port, chance, period in ((self.source, idle, 997), (self.sink, backpressure, 1009)):
+            if chance:
+                port.set_pause_generator(itertools.cycle(
+                    [rng.random() < chance for _ in range(period)]))
+            else:
+                # Stopping a generator leaves `pause` as it last was: clear it explicitly.
+                port.set_pause_generator(None)
+                port.pause = False
 
     async def write(self, addr, value):
         self.dut.reg_addr.value = addr
