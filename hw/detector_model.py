@@ -28,7 +28,8 @@ import numpy as np
 from .cascade import NODE_FRAC, Cascade, load_cascade
 
 __all__ = ["DetectorParams", "Detection", "detect", "luma", "downscale", "pyramid_levels",
-           "resize_level", "integrals", "isqrt", "group", "SUM_BITS", "SQSUM_BITS"]
+           "resize_level", "integrals", "isqrt", "group", "trace_windows", "SUM_BITS",
+           "SQSUM_BITS"]
 
 #: Integral-image widths. A feature's weighted sum (weights -1, 2, 3 over at most a 31 x 31
 #: window) lies within +-2**20, so the luma integral is kept modulo 2**21 and every feature sum
@@ -362,7 +363,8 @@ def group(raw, min_neighbors, max_clusters=128):
     resembles, else opens a cluster (at most `max_clusters`; the rest are counted as overflow).
     Pass 2: clusters whose seeds or rounded means resemble each other are merged, transitively
     (OpenCV's `partition` takes the transitive closure over all windows; the hardware gets
-    close with one comparison per pair of clusters instead of per pair of windows).
+    close with one comparison per pair of clusters instead of per pair of windows). Merged
+    clusters are listed by their lowest cluster index.
     """
     if min_neighbors <= 0:
         return list(raw), 0
@@ -386,21 +388,19 @@ def group(raw, min_neighbors, max_clusters=128):
         return tuple((2 * v + n) // (2 * n) for v in total)
 
     means = [mean(t, n) for t, n in zip(sums, counts)]
-    parent = list(range(len(seeds)))
-
-    def root(i):
-        while parent[i] != i:
-            i = parent[i]
-        return i
-
+    # Each merged cluster is labelled by its lowest cluster index (the hardware relabels the
+    # higher label to the lower one on every merge), and listed in label order.
+    label = list(range(len(seeds)))
     for i in range(len(seeds)):
         for j in range(i):
-            if _similar(seeds[i], seeds[j]) or _similar(means[i], means[j]):
-                parent[root(i)] = root(j)
+            if label[i] != label[j] and (_similar(seeds[i], seeds[j]) or
+                                         _similar(means[i], means[j])):
+                lo, hi = min(label[i], label[j]), max(label[i], label[j])
+                label = [lo if v == hi else v for v in label]
     merged = {}
     for i in range(len(seeds)):
-        t, n = merged.get(root(i), ([0, 0, 0, 0], 0))
-        merged[root(i)] = ([a + b for a, b in zip(t, sums[i])], n + counts[i])
+        t, n = merged.get(label[i], ([0, 0, 0, 0], 0))
+        merged[label[i]] = ([a + b for a, b in zip(t, sums[i])], n + counts[i])
     clusters = [(mean(t, n), n) for t, n in (merged[k] for k in sorted(merged))]
     out = []
     for i, (r1, n1) in enumerate(clusters):
@@ -419,3 +419,57 @@ def group(raw, min_neighbors, max_clusters=128):
         if not inside:
             out.append(r1)
     return out, overflow
+
+
+def trace_windows(rgb, cascade="frontalface_default", params=DetectorParams()):
+    """Return every window the detector visits, in scan order, as (level, x, y, stages passed)
+    in level pixels: the per-window record the RTL's trace port is compared against, so a
+    mismatch names the frame, window, scale and stage where the two diverge."""
+    cas = cascade if isinstance(cascade, Cascade) else load_cascade(cascade)
+    base = downscale(luma(rgb), params.downscale)
+    if base.shape[0] <= cas.height or base.shape[1] <= cas.width:
+        return []
+    levels = pyramid_levels(base.shape[1], base.shape[0], cas, params)
+    L = _Levels(base, levels)
+    terms = cas.cache.get("corner_terms")
+    if terms is None:
+        terms = cas.cache["corner_terms"] = _corner_terms(cas)
+    out = []
+    stride = L.common_stride
+    area = (cas.width - 2) * (cas.height - 2)
+    for li, (_f, ws, hs, step) in enumerate(levels):
+        ys = np.arange(0, hs - cas.height, step)
+        xs = np.arange(0, ws - cas.width, step)
+        if len(ys) == 0 or len(xs) == 0:
+            continue
+        gy, gx = np.meshgrid(ys, xs, indexing="ij")
+        origin = (L.offset[li] + gy * stride + gx).ravel()
+
+        def corner(table, dx, dy, o=origin):
+            return table[o + dy * stride + dx]
+
+        iw, ih = cas.width - 2, cas.height - 2
+        s = (corner(L.sum, 1, 1) - corner(L.sum, 1 + iw, 1) - corner(L.sum, 1, 1 + ih) +
+             corner(L.sum, 1 + iw, 1 + ih)) & ((1 << SUM_BITS) - 1)
+        q = (corner(L.sq, 1, 1) - corner(L.sq, 1 + iw, 1) - corner(L.sq, 1, 1 + ih) +
+             corner(L.sq, 1 + iw, 1 + ih)) & ((1 << SQSUM_BITS) - 1)
+        nf = isqrt(area * q - s * s)
+        nf = np.where(nf == 0, 1, nf)
+        passed = np.zeros(len(origin), np.int64)
+        alive = np.arange(len(origin))
+        for stage in range(cas.num_stages):
+            if len(alive) == 0:
+                break
+            ok = _stage_pass(cas, terms, L.sum, origin[alive], stride, nf[alive], stage)
+            alive = alive[ok]
+            passed[alive] += 1
+        passed = passed.reshape(gy.shape)
+        for r, y in enumerate(ys):
+            skip = False
+            for c, x in enumerate(xs):
+                if skip:
+                    skip = False
+                    continue
+                out.append((li, int(x), int(y), int(passed[r, c])))
+                skip = passed[r, c] == 0
+    return out

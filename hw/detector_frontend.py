@@ -1,0 +1,93 @@
+"""Luma and D x D downscale on the incoming pixel stream: the detector's base-image writer.
+
+One pixel per clock, never stalling (the detector only taps the video stream). Writes the base
+image (`detector_model.luma` then `downscale`) pixel by pixel and reports each frame's end with
+whether it was well formed at the detector's geometry; a frame that is not (wrong size, a line
+too short or long, a `first` before the end) must not be analysed, and the pipeline fails closed.
+"""
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from .types import COORD_BITS, Pixel
+
+__all__ = ["LumaDownscale"]
+
+
+class LumaDownscale(wiring.Component):
+    """Ports: `valid`/`pixel` in (always accepted); `wr_en`, `wr_x`, `wr_y`, `wr_data` base-image
+    writes; `frame_end` pulse with `frame_ok`, after the frame's last write."""
+
+    def __init__(self, width, height, downscale):
+        if downscale not in (1, 2, 4):
+            raise ValueError(f"downscale must be 1, 2 or 4, not {downscale!r}")
+        self.width, self.height, self.d = width, height, downscale
+        self.base_w, self.base_h = width // downscale, height // downscale
+        super().__init__({
+            "valid": In(1), "pixel": In(Pixel),
+            "wr_en": Out(1), "wr_x": Out(COORD_BITS), "wr_y": Out(COORD_BITS), "wr_data": Out(8),
+            "frame_end": Out(1), "frame_ok": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        d, lg = self.d, self.d.bit_length() - 1
+        px = self.pixel
+
+        # S0: position and well-formedness of each beat.
+        x = Signal(COORD_BITS + 1)
+        y = Signal(COORD_BITS + 1)
+        in_frame = Signal()
+        ok = Signal()
+        s1_valid, s1_x, s1_y = Signal(), Signal(COORD_BITS + 1), Signal(COORD_BITS + 1)
+        s1_luma = Signal(8)
+        s1_end, s1_ok = Signal(), Signal()
+        m.d.sync += [s1_valid.eq(0), s1_end.eq(0)]
+        luma = (px.r * 9798 + px.g * 19235 + px.b * 3735 + 16384) >> 15
+        with m.If(self.valid):
+            cx = Mux(px.first, 0, x)
+            cy = Mux(px.first, 0, y)
+            live = px.first | in_frame
+            inside = (cx < self.width) & (cy < self.height)
+            good = Mux(px.first, 1, ok) & inside & ~(px.last & (cx != self.width - 1))
+            m.d.sync += [s1_valid.eq(live & inside), s1_x.eq(cx), s1_y.eq(cy),
+                         s1_luma.eq(luma)]
+            with m.If(px.first & in_frame):
+                # The previous frame ended early: report it as malformed.
+                m.d.sync += [s1_end.eq(1), s1_ok.eq(0)]
+            with m.If(live):
+                m.d.sync += [ok.eq(good), in_frame.eq(1), x.eq(cx + 1)]
+                with m.If(px.last):
+                    m.d.sync += [x.eq(0), y.eq(cy + 1)]
+                    with m.If(cy == self.height - 1):
+                        m.d.sync += [in_frame.eq(0), s1_end.eq(1), s1_ok.eq(good)]
+
+        # S1: horizontal sums of D pixels, vertical sums of D rows in a line buffer.
+        bx = s1_x >> lg
+        by = s1_y >> lg
+        col_end = (s1_x & (d - 1)) == d - 1
+        row_first = (s1_y & (d - 1)) == 0
+        row_end = (s1_y & (d - 1)) == d - 1
+        hacc = Signal(12)
+        m.d.sync += [self.wr_en.eq(0), self.frame_end.eq(s1_end), self.frame_ok.eq(s1_ok)]
+        if d == 1:
+            with m.If(s1_valid):
+                m.d.sync += [self.wr_en.eq(1), self.wr_x.eq(s1_x), self.wr_y.eq(s1_y),
+                             self.wr_data.eq(s1_luma)]
+            return m
+        m.submodules.linebuf = linebuf = memory.Memory(shape=12, depth=self.base_w + 1,
+                                                         init=[])
+        lw = linebuf.write_port()
+        lr = linebuf.read_port()
+        total = Mux((s1_x & (d - 1)) == 0, 0, hacc) + s1_luma
+        partial = Mux(row_first, 0, lr.data) + total
+        in_base = (bx < self.base_w) & (by < self.base_h)
+        m.d.comb += [lr.addr.eq(bx), lw.addr.eq(bx), lw.data.eq(partial),
+                     lw.en.eq(s1_valid & col_end & ~row_end & in_base)]
+        with m.If(s1_valid):
+            m.d.sync += hacc.eq(total)
+            with m.If(col_end & row_end & in_base):
+                m.d.sync += [self.wr_en.eq(1), self.wr_x.eq(bx), self.wr_y.eq(by),
+                             self.wr_data.eq((partial + (1 << (2 * lg - 1))) >> (2 * lg))]
+        return m

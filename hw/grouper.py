@@ -1,0 +1,310 @@
+"""Window grouping in hardware: `detector_model.group`, step for step.
+
+Raw windows (x, y, w, h in base pixels, scan order) are clustered as they arrive: each is
+compared with the clusters' seeds one per clock and joins the first similar one, or opens a
+cluster (at most `max_clusters`, the rest counted as overflow). When the analysis is finished:
+rounded means (a shared 4-lane restoring divider), the pairwise merge pass with relabelling to
+the lowest index, merged means, OpenCV's inside rule, and the boxes out in label order.
+With `min_neighbors` = 0 the raw windows go straight out, as OpenCV does. An abandoned frame
+is cleared by resetting the block (the detector wraps it in a `ResetInserter`).
+"""
+
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from .types import COORD_BITS
+
+__all__ = ["Grouper", "Rect"]
+
+#: Members per cluster are counted in COUNT_BITS (a 1280 x 720 frame visits < 2**18 windows).
+COUNT_BITS = 18
+SUM_BITS = COORD_BITS + COUNT_BITS
+DIV_BITS = SUM_BITS + 2
+
+
+class Rect(data.Struct):
+    x: COORD_BITS
+    y: COORD_BITS
+    w: COORD_BITS
+    h: COORD_BITS
+
+
+def _absdiff(a, b):
+    return Mux(a > b, a - b, b - a)
+
+
+def similar(a, b):
+    """OpenCV's SimilarRects, eps = 0.2, as `detector_model._similar` (comb logic)."""
+    lim = Mux(a.w < b.w, a.w, b.w) + Mux(a.h < b.h, a.h, b.h)
+    return ((_absdiff(a.x, b.x) * 10 <= lim) & (_absdiff(a.y, b.y) * 10 <= lim) &
+            (_absdiff(a.x + a.w, b.x + b.w) * 10 <= lim) &
+            (_absdiff(a.y + a.h, b.y + b.h) * 10 <= lim))
+
+
+def _div10(v, bits):
+    """floor(v / 10) by a multiply, exact for every v < 2**bits (checked here)."""
+    assert bits <= 14 and all((n * 6554) >> 16 == n // 10 for n in range(1 << bits))
+    return (v * 6554) >> 16
+
+
+class Grouper(wiring.Component):
+    """Ports: `raw` stream of `Rect` in scan order; `finish` (the analysis has ended, group
+    now); `boxes` stream of `Rect` out; `done` pulse after the last box; `busy`;
+    `overflow` raw windows that found no free cluster this frame; `min_neighbors`."""
+
+    def __init__(self, max_clusters=128):
+        self.max_clusters = max_clusters
+        super().__init__({
+            "raw": In(stream.Signature(Rect)), "finish": In(1),
+            "boxes": Out(stream.Signature(Rect)), "done": Out(1), "busy": Out(1),
+            "overflow": Out(16), "min_neighbors": In(8),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        nmax = self.max_clusters
+        ib = max(1, (nmax - 1).bit_length())
+        sums_layout = data.StructLayout({"x": SUM_BITS, "y": SUM_BITS, "w": SUM_BITS,
+                                         "h": SUM_BITS, "n": COUNT_BITS})
+        cl_layout = data.StructLayout({"r": Rect, "n": COUNT_BITS})
+
+        m.submodules.fifo = fifo = SyncFIFOBuffered(width=Rect.as_shape().size, depth=16)
+        m.d.comb += [fifo.w_data.eq(self.raw.payload), fifo.w_en.eq(self.raw.valid),
+                     self.raw.ready.eq(fifo.w_rdy)]
+        r = Signal(Rect)
+
+        def mem(name, shape, nread):
+            mm = memory.Memory(shape=shape, depth=nmax, init=[])
+            m.submodules[name] = mm
+            return mm.write_port(), [mm.read_port() for _ in range(nread)]
+
+        seed_w, (seed_a, seed_b) = mem("seeds", Rect, 2)
+        acc_w, (acc_r,) = mem("sums", sums_layout, 1)
+        mean_w, (mean_a, mean_b) = mem("means", Rect, 2)
+        lab_w, (lab_a, lab_b) = mem("labels", ib, 2)
+        msum_w, (msum_r,) = mem("merged", sums_layout, 1)
+        cl_w, (cl_a, cl_b) = mem("clusters", cl_layout, 2)
+
+        n = Signal(range(nmax + 1))           # clusters
+        nc = Signal(range(nmax + 1))          # merged clusters
+        i = Signal(range(nmax + 1))
+        j = Signal(range(nmax + 1))
+        idx = Signal(range(nmax + 1))
+        lo, hi = Signal(ib), Signal(ib)
+        finished = Signal()
+        with m.If(self.finish):
+            m.d.sync += finished.eq(1)
+
+        # A 4-lane restoring divider for the rounded means (2 t + n) // (2 n).
+        div_start = Signal()
+        div_busy = Signal()
+        div_num = [Signal(DIV_BITS, name=f"div_num{k}") for k in range(4)]
+        div_rem = [Signal(COUNT_BITS + 2, name=f"div_rem{k}") for k in range(4)]
+        div_q = [Signal(DIV_BITS, name=f"div_q{k}") for k in range(4)]
+        div_den = Signal(COUNT_BITS + 1)
+        div_cnt = Signal(range(DIV_BITS + 1))
+        div_src = Signal(sums_layout)
+        with m.If(div_start):
+            m.d.sync += [div_busy.eq(1), div_cnt.eq(DIV_BITS), div_den.eq(div_src.n << 1)]
+            for k, name in enumerate("xywh"):
+                m.d.sync += [div_num[k].eq((getattr(div_src, name) << 1) + div_src.n),
+                             div_rem[k].eq(0)]
+        with m.Elif(div_busy):
+            m.d.sync += div_cnt.eq(div_cnt - 1)
+            with m.If(div_cnt == 1):
+                m.d.sync += div_busy.eq(0)
+            for k in range(4):
+                shifted = Cat(div_num[k][-1], div_rem[k])
+                take = shifted >= div_den
+                m.d.sync += [div_rem[k].eq(Mux(take, shifted - div_den, shifted)),
+                             div_num[k].eq(div_num[k] << 1),
+                             div_q[k].eq(Cat(take, div_q[k]))]
+        div_out = Signal(Rect)
+        m.d.comb += [div_out.x.eq(div_q[0]), div_out.y.eq(div_q[1]), div_out.w.eq(div_q[2]),
+                     div_out.h.eq(div_q[3])]
+
+        mn = self.min_neighbors
+        m.d.comb += [self.done.eq(0), div_start.eq(0)]
+        with m.FSM(name="grouper") as fsm:
+            with m.State("IDLE"):
+                with m.If(fifo.r_rdy):
+                    m.d.comb += fifo.r_en.eq(1)
+                    m.d.sync += [r.eq(fifo.r_data), i.eq(0)]
+                    with m.If(mn == 0):
+                        m.next = "PASS"
+                    with m.Else():
+                        m.next = "SCAN"
+                with m.Elif(finished):
+                    m.d.sync += [finished.eq(0), idx.eq(0)]
+                    with m.If(mn == 0):
+                        m.next = "DONE"
+                    with m.Else():
+                        m.next = "MEAN_RD"
+            with m.State("PASS"):
+                m.d.comb += [self.boxes.valid.eq(1), self.boxes.payload.eq(r)]
+                with m.If(self.boxes.ready):
+                    m.next = "IDLE"
+            # ---------------------------------------------------------- pass 1: seeds
+            with m.State("SCAN"):
+                cmp_valid = Signal()
+                cmp_idx = Signal(range(nmax + 1))
+                m.d.comb += seed_a.addr.eq(i)
+                with m.If(cmp_valid & similar(seed_a.data, r)):
+                    m.d.sync += [cmp_valid.eq(0), idx.eq(cmp_idx)]
+                    m.next = "ADD"
+                with m.Elif(i < n):
+                    m.d.sync += [cmp_valid.eq(1), cmp_idx.eq(i), i.eq(i + 1)]
+                with m.Else():
+                    m.d.sync += cmp_valid.eq(0)
+                    m.next = "NEW"
+            with m.State("ADD"):
+                m.d.comb += acc_r.addr.eq(idx)
+                m.next = "ADD_WR"
+            with m.State("ADD_WR"):
+                m.d.comb += [acc_w.addr.eq(idx), acc_w.en.eq(1)]
+                for name in "xywh":
+                    m.d.comb += getattr(acc_w.data, name).eq(
+                        getattr(acc_r.data, name) + getattr(r, name))
+                m.d.comb += acc_w.data.n.eq(acc_r.data.n + 1)
+                m.next = "IDLE"
+            with m.State("NEW"):
+                with m.If(n < nmax):
+                    m.d.comb += [seed_w.addr.eq(n), seed_w.data.eq(r), seed_w.en.eq(1),
+                                 acc_w.addr.eq(n), acc_w.en.eq(1), acc_w.data.n.eq(1),
+                                 lab_w.addr.eq(n), lab_w.data.eq(n), lab_w.en.eq(1)]
+                    for name in "xywh":
+                        m.d.comb += getattr(acc_w.data, name).eq(getattr(r, name))
+                    m.d.sync += n.eq(n + 1)
+                with m.Else():
+                    m.d.sync += self.overflow.eq(self.overflow + 1)
+                m.next = "IDLE"
+            # ---------------------------------------------------------- pass 2: means
+            with m.State("MEAN_RD"):
+                with m.If(idx == n):
+                    m.d.sync += [i.eq(1), j.eq(0)]
+                    m.next = "PAIR_RD"
+                with m.Else():
+                    m.d.comb += acc_r.addr.eq(idx)
+                    m.next = "MEAN_DIV"
+            with m.State("MEAN_DIV"):
+                m.d.comb += [div_src.eq(acc_r.data), div_start.eq(1)]
+                m.next = "MEAN_WAIT"
+            with m.State("MEAN_WAIT"):
+                with m.If(~div_busy):
+                    m.d.comb += [mean_w.addr.eq(idx), mean_w.data.eq(div_out), mean_w.en.eq(1)]
+                    m.d.sync += idx.eq(idx + 1)
+                    m.next = "MEAN_RD"
+            # ---------------------------------------------------------- merge pass
+            with m.State("PAIR_RD"):
+                m.d.comb += [seed_a.addr.eq(i), seed_b.addr.eq(j), mean_a.addr.eq(i),
+                             mean_b.addr.eq(j), lab_a.addr.eq(i), lab_b.addr.eq(j)]
+                with m.If(i >= n):
+                    m.d.sync += [idx.eq(0), nc.eq(0)]
+                    m.next = "MERGE_RD"
+                with m.Else():
+                    m.next = "PAIR_CMP"
+            with m.State("PAIR_CMP"):
+                la, lb = lab_a.data, lab_b.data
+                with m.If(j + 1 == i):
+                    m.d.sync += [i.eq(i + 1), j.eq(0)]
+                with m.Else():
+                    m.d.sync += j.eq(j + 1)
+                m.next = "PAIR_RD"
+                with m.If((la != lb) & (similar(seed_a.data, seed_b.data) |
+                                        similar(mean_a.data, mean_b.data))):
+                    m.d.sync += [lo.eq(Mux(la < lb, la, lb)), hi.eq(Mux(la < lb, lb, la)),
+                                 idx.eq(0)]
+                    m.next = "SWEEP"
+            with m.State("SWEEP"):
+                # Relabel hi -> lo: read label k, write it back a clock later.
+                sweep_valid = Signal()
+                sweep_k = Signal(range(nmax + 1))
+                m.d.comb += lab_a.addr.eq(idx)
+                m.d.sync += [sweep_valid.eq(idx < n), sweep_k.eq(idx), idx.eq(idx + 1)]
+                with m.If(sweep_valid & (lab_a.data == hi)):
+                    m.d.comb += [lab_w.addr.eq(sweep_k), lab_w.data.eq(lo), lab_w.en.eq(1)]
+                with m.If(~sweep_valid & (idx > n)):
+                    m.next = "PAIR_RD"
+            # ---------------------------------------------------------- merged sums and means
+            with m.State("MERGE_RD"):
+                with m.If(idx == n):
+                    m.d.sync += [idx.eq(0)]
+                    m.next = "FINAL_RD"
+                with m.Else():
+                    m.d.comb += [lab_a.addr.eq(idx), acc_r.addr.eq(idx)]
+                    m.next = "MERGE_ACC"
+            with m.State("MERGE_ACC"):
+                lab_k = Signal(ib)
+                own = Signal(sums_layout)
+                m.d.sync += [lab_k.eq(lab_a.data), own.eq(acc_r.data)]
+                m.d.comb += msum_r.addr.eq(lab_a.data)
+                m.next = "MERGE_WR"
+            with m.State("MERGE_WR"):
+                first = lab_k == idx
+                m.d.comb += [msum_w.addr.eq(lab_k), msum_w.en.eq(1)]
+                for name in "xywhn":
+                    m.d.comb += getattr(msum_w.data, name).eq(
+                        Mux(first, 0, getattr(msum_r.data, name)) + getattr(own, name))
+                m.d.sync += idx.eq(idx + 1)
+                m.next = "MERGE_RD"
+            with m.State("FINAL_RD"):
+                with m.If(idx == n):
+                    m.d.sync += [i.eq(0), j.eq(0)]
+                    m.next = "IN_RD"
+                with m.Else():
+                    m.d.comb += [lab_a.addr.eq(idx), msum_r.addr.eq(idx)]
+                    m.next = "FINAL_CHK"
+            with m.State("FINAL_CHK"):
+                with m.If(lab_a.data == idx):
+                    m.d.comb += [div_src.eq(msum_r.data), div_start.eq(1)]
+                    m.d.sync += own.eq(msum_r.data)
+                    m.next = "FINAL_WAIT"
+                with m.Else():
+                    m.d.sync += idx.eq(idx + 1)
+                    m.next = "FINAL_RD"
+            with m.State("FINAL_WAIT"):
+                with m.If(~div_busy):
+                    m.d.comb += [cl_w.addr.eq(nc), cl_w.data.r.eq(div_out),
+                                 cl_w.data.n.eq(own.n), cl_w.en.eq(1)]
+                    m.d.sync += [nc.eq(nc + 1), idx.eq(idx + 1)]
+                    m.next = "FINAL_RD"
+            # ---------------------------------------------------------- inside rule, output
+            with m.State("IN_RD"):
+                m.d.comb += [cl_a.addr.eq(i), cl_b.addr.eq(j)]
+                with m.If(i >= nc):
+                    m.next = "DONE"
+                with m.Else():
+                    m.next = "IN_CMP"
+            with m.State("IN_CMP"):
+                c1, c2 = cl_a.data, cl_b.data
+                r1, r2 = c1.r, c2.r
+                dx = _div10((r2.w << 1) + 5, COORD_BITS + 2)
+                dy = _div10((r2.h << 1) + 5, COORD_BITS + 2)
+                hit = ((j != i) & (c2.n > mn) &
+                       (r1.x + dx >= r2.x) & (r1.y + dy >= r2.y) &
+                       (r1.x + r1.w <= r2.x + r2.w + dx) & (r1.y + r1.h <= r2.y + r2.h + dy) &
+                       ((c2.n > Mux(c1.n > 3, c1.n, 3)) | (c1.n < 3)))
+                skip_i = c1.n <= mn
+                with m.If(skip_i | hit):
+                    m.d.sync += [i.eq(i + 1), j.eq(0)]
+                    m.next = "IN_RD"
+                with m.Elif(j + 1 == nc):
+                    m.next = "EMIT"
+                with m.Else():
+                    m.d.sync += j.eq(j + 1)
+                    m.next = "IN_RD"
+                emit_r = Signal(Rect)
+                m.d.sync += emit_r.eq(r1)
+            with m.State("EMIT"):
+                m.d.comb += [self.boxes.valid.eq(1), self.boxes.payload.eq(emit_r)]
+                with m.If(self.boxes.ready):
+                    m.d.sync += [i.eq(i + 1), j.eq(0)]
+                    m.next = "IN_RD"
+            with m.State("DONE"):
+                m.d.comb += self.done.eq(1)
+                m.d.sync += [n.eq(0), self.overflow.eq(0)]
+                m.next = "IDLE"
+        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE") | fifo.r_rdy | finished)
+        return m
