@@ -76,6 +76,13 @@ class Detector(wiring.Component):
             "trace_stages": Out(self._engine.stage_bits),
         })
 
+    @staticmethod
+    def levels_for(width, height, cascade="frontalface_default", params=None):
+        """The pyramid levels a detector built for `width` x `height` scans."""
+        params = params or DetectorParams()
+        cas = cascade if isinstance(cascade, Cascade) else load_cascade(cascade)
+        return pyramid_levels(width // params.downscale, height // params.downscale, cas, params)
+
     def elaborate(self, platform):
         m = Module()
         cas, d = self.cascade, self.params.downscale

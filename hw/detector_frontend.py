@@ -57,7 +57,7 @@ class LumaDownscale(wiring.Component):
                 # The previous frame ended early: report it as malformed.
                 m.d.sync += [s1_end.eq(1), s1_ok.eq(0)]
             with m.If(live):
-                m.d.sync += [ok.eq(good), in_frame.eq(1), x.eq(cx + 1)]
+                m.d.sync += [ok.eq(good), in_frame.eq(1), x.eq(cx + 1), y.eq(cy)]
                 with m.If(px.last):
                     m.d.sync += [x.eq(0), y.eq(cy + 1)]
                     with m.If(cy == self.height - 1):

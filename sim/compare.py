@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["stream_coords", "mismatch_report", "assert_stream_equal"]
+__all__ = ["stream_coords", "mismatch_report", "assert_stream_equal", "detector_mismatch"]
 
 
 def stream_coords(first, last):
@@ -68,3 +68,33 @@ def assert_stream_equal(expected, got, first, last, frames_like=None, save_dir=N
             i += size
         report += f"\n(failing frames saved under {save_dir})"
     raise AssertionError(report)
+
+
+def detector_mismatch(frame, model_trace, rtl_trace, model_det, rtl_result, levels):
+    """Return a text naming where the detector RTL and its model diverge on one frame, or ''.
+
+    Compares the per-window trace (level, x, y, stages passed) first, as the earliest point of
+    divergence, then the boxes and the counters."""
+    rtl = [tuple(int(v) for v in row) for row in np.asarray(rtl_trace).tolist()]
+    for k, (a, b) in enumerate(zip(model_trace, rtl)):
+        if a != b:
+            lvl, x, y, st = a
+            scale = levels[lvl][0] / 65536 if lvl < len(levels) else float("nan")
+            return (f"frame {frame}: window {k} differs: model level {lvl} (scale {scale:.3f}) "
+                    f"x {x} y {y} passed {st} stages; RTL level {b[0]} x {b[1]} y {b[2]} "
+                    f"passed {b[3]} stages")
+    if len(model_trace) != len(rtl):
+        return (f"frame {frame}: model visits {len(model_trace)} windows, RTL {len(rtl)}; "
+                f"first extra: {(model_trace + rtl)[min(len(model_trace), len(rtl))]}")
+    expected = [tuple(int(v) for v in b) for b in model_det.boxes]
+    if expected != list(rtl_result.boxes):
+        return f"frame {frame}: boxes differ: model {expected}, RTL {rtl_result.boxes}"
+    for name, want, got in (("weak classifiers", model_det.weak_evaluated, rtl_result.weak),
+                            ("windows", model_det.windows, rtl_result.windows),
+                            ("cluster overflow", bool(model_det.cluster_overflow),
+                             rtl_result.overflow)):
+        if want != got:
+            return f"frame {frame}: {name} differ: model {want}, RTL {got}"
+    if not rtl_result.analysed:
+        return f"frame {frame}: the RTL did not finish the analysis ({rtl_result})"
+    return ""

@@ -86,6 +86,7 @@ class DetectorSim:
 
     def reset(self):
         self._lib.det_reset(self._h)
+        self.set_min_neighbors(self.params.min_neighbors)
 
     def set_min_neighbors(self, value):
         self._lib.det_set_min_neighbors(self._h, value)
