@@ -185,7 +185,8 @@ class DetectorTop(wiring.Component):
         self.det = Detector(**kwargs)
         video = {k: v for k, v in axis_ports().items() if k.startswith("s_axis")}
         members = dict(video)
-        members.update({"m_det_tdata": Out(DetRecord.as_shape().size), "m_det_tvalid": Out(1),
+        # Records padded to 64 bits (whole bytes for AXI-Stream tools), one per transfer.
+        members.update({"m_det_tdata": Out(64), "m_det_tvalid": Out(1), "m_det_tlast": Out(1),
                          "m_det_tready": In(1),
                         "min_neighbors": In(8, init=self.det.params.min_neighbors)})
         for name, member in self.det.signature.members.items():
@@ -202,6 +203,7 @@ class DetectorTop(wiring.Component):
                      p.last.eq(self.s_axis_tlast), det.valid.eq(self.s_axis_tvalid),
                      self.s_axis_tready.eq(1), det.min_neighbors.eq(self.min_neighbors),
                      self.m_det_tdata.eq(det.o.payload), self.m_det_tvalid.eq(det.o.valid),
+                     self.m_det_tlast.eq(1),
                      det.o.ready.eq(self.m_det_tready)]
         for name in self.signature.members:
             if name.startswith(("frame_", "frames", "overruns", "bad_frames", "trace_")):

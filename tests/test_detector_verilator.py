@@ -51,19 +51,19 @@ def test_small_frame_finds_the_face_bit_exact(small_sim):
 @pytest.mark.parametrize("idle,stall", [(0.3, 0.0), (0.0, 0.5), (0.4, 0.6)])
 def test_idle_input_and_backpressure(small_sim, idle, stall):
     small_sim.reset()
-    check(small_sim, small_frame(1), cascade=SMALL[2], idle=idle, stall=stall, seed=3)
+    check(small_sim, small_frame(5), cascade=SMALL[2], idle=idle, stall=stall, seed=3)
 
 
 def test_overrun_flags_the_abandoned_frame_and_analyses_the_next(small_sim):
     small_sim.reset()
-    a, b = small_frame(0), small_frame(2)
+    a, b = small_frame(0), small_frame(4)
     first, last = frame_flags(120, 160)
     stream = np.concatenate([a[..., ::-1].reshape(-1, 3), b[..., ::-1].reshape(-1, 3)])
     results, _, _ = small_sim.run_stream(stream, np.tile(first, 2), np.tile(last, 2), ends=2)
     assert [r.overrun for r in results] == [True, False]
     assert not results[0].analysed and results[1].analysed
     want = detect(b, SMALL[2]).boxes
-    assert results[1].boxes == [tuple(x) for x in want]
+    assert results[1].boxes == [tuple(x) for x in want] != []
 
 
 def test_malformed_frame_is_not_analysed(small_sim):
