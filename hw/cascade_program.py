@@ -1,13 +1,13 @@
-"""The cascade as the detector engine's memories hold it: a "program" of corner pairs.
+"""The cascade as the detector engine's memories hold it: a "program" of corner groups.
 
 Built at elaboration time from a quantized `Cascade` and the engine's integral-ring row stride:
 
-* **pairs**: every node's weighted corners (`detector_model._corner_terms`: a rectangle feature
-  read as at most 9 integral-image corners with merged weights), two per entry so the engine
-  reads two corners per clock. A corner is its address offset from the window's origin in the
-  ring (`dy * stride + dx`) and its weight. Nodes are laid out weak classifier by weak
-  classifier, stage by stage, root first, so a stage of stumps is one run of consecutive
-  entries that the engine streams without waiting for any comparison.
+* **groups**: every node's weighted corners (`detector_model._corner_terms`: a rectangle feature
+  read as at most 9 integral-image corners with merged weights), `group` (2 or 4) per entry so
+  the engine reads that many corners per clock. A corner is its address offset from the
+  window's origin in the ring (`dy * stride + dx`) and its weight. Nodes are laid out weak
+  classifier by weak classifier, stage by stage, root first, so a stage of stumps is one run
+  of consecutive entries that the engine streams without waiting for any comparison.
 * **nodes**: threshold and, per child, a leaf value or the pair address of a child node; for
   nodes of trees (weak classifiers with more than one node) the address to resume at after the
   weak classifier's leaf.
@@ -35,7 +35,8 @@ class CascadeProgram:
     width: int
     height: int
     stride: int
-    pairs: tuple         # (off0, w0, off1, w1, last, wait, node)
+    group: int           # corners per entry
+    pairs: tuple         # ((offsets...), (weights...), last, wait, node)
     nodes: tuple         # (threshold, (is_leaf, leaf, pair) left, (...) right, resume)
     stages: tuple        # (pair_first, pair_end, count, threshold)
 
@@ -50,9 +51,10 @@ def _fits(value, bits, what, name):
                            f"this engine supports the OpenCV face cascades' ranges")
 
 
-def build_program(cas: Cascade, stride, max_window=31, max_pairs=16384, max_nodes=4096,
-                  max_stages=64):
-    """Lay out `cas` for an engine whose integral ring has row stride `stride`."""
+def build_program(cas: Cascade, stride, group=2, max_window=31, max_pairs=16384,
+                  max_nodes=4096, max_stages=64):
+    """Lay out `cas` for an engine whose integral ring has row stride `stride` and that reads
+    `group` corners a clock."""
     if max(cas.width, cas.height) > max_window:
         raise CascadeError(f"cascade {cas.name!r}: window {cas.width}x{cas.height} is larger "
                            f"than the engine's {max_window}x{max_window}")
@@ -83,17 +85,18 @@ def build_program(cas: Cascade, stride, max_window=31, max_pairs=16384, max_node
             corners = [(0, 0)]
         for _, w in corners:
             _fits(w, WEIGHT_BITS, "corner weight", cas.name)
-        if len(corners) % 2:
+        while len(corners) % group:
             corners.append((0, 0))
-        for i in range(0, len(corners), 2):
-            last = i + 2 == len(corners)
-            pairs.append((corners[i][0], corners[i][1], corners[i + 1][0], corners[i + 1][1],
+        for i in range(0, len(corners), group):
+            last = i + group == len(corners)
+            chunk = corners[i:i + group]
+            pairs.append((tuple(c[0] for c in chunk), tuple(c[1] for c in chunk),
                           int(last), int(last and tree[k]), new_index[n]))
     # Where each weak classifier ends (its resume address for trees).
     weak_end = {}
     for n, k in zip(order, owner):
         weak_end[k] = pair_first[n] + 1
-        while weak_end[k] < len(pairs) and pairs[weak_end[k] - 1][4] == 0:
+        while weak_end[k] < len(pairs) and pairs[weak_end[k] - 1][2] == 0:
             weak_end[k] += 1
     nodes = []
     for n, k in zip(order, owner):
@@ -115,12 +118,12 @@ def build_program(cas: Cascade, stride, max_window=31, max_pairs=16384, max_node
         end = weak_end[first + count - 1]
         # Weak classifiers of a stage are consecutive in the layout, so its range is contiguous.
         stages.append((start, end, count, int(cas.stage_threshold[s])))
-    for what, have, limit in (("corner pairs", len(pairs), max_pairs),
+    for what, have, limit in (("corner groups", len(pairs), max_pairs),
                               ("nodes", len(nodes), max_nodes),
                               ("stages", len(stages), max_stages)):
         if have > limit:
             raise CascadeError(f"cascade {cas.name!r} has {have} {what}; the engine was built "
                                f"for at most {limit} (raise the detector's max_{what.split()[-1]}"
                                f" parameter)")
-    return CascadeProgram(cas.width, cas.height, stride, tuple(pairs), tuple(nodes),
+    return CascadeProgram(cas.width, cas.height, stride, group, tuple(pairs), tuple(nodes),
                           tuple(stages))

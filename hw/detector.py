@@ -51,7 +51,7 @@ class Detector(wiring.Component):
     `trace_*` one event per window visited (verification)."""
 
     def __init__(self, width=1280, height=720, cascade="frontalface_default",
-                 params=None, max_clusters=128):
+                 params=None, max_clusters=128, corners_per_clock=4):
         params = params or DetectorParams()
         self.cascade = cascade if isinstance(cascade, Cascade) else load_cascade(cascade)
         self.width, self.height, self.params = width, height, params
@@ -62,7 +62,9 @@ class Detector(wiring.Component):
                                f"not larger than the {self.cascade.width}x"
                                f"{self.cascade.height} window: nothing to analyse")
         self.stride = _pow2_at_least(self.base_w + 1)
-        self.program = build_program(self.cascade, self.stride)
+        if corners_per_clock not in (2, 4):
+            raise ValueError(f"corners_per_clock must be 2 or 4, not {corners_per_clock!r}")
+        self.program = build_program(self.cascade, self.stride, group=corners_per_clock)
         self.max_clusters = max_clusters
         self._engine = CascadeEngine(self.base_w, self.base_h, self.levels, self.program)
         super().__init__({

@@ -12,7 +12,7 @@ Per pyramid level, window row by window row:
 2. **nf**: every window of the row gets its normalisation factor (8 corners, 2 clocks, a
    pipelined integer square root) into a row buffer.
 3. **Evaluation**: windows in OpenCV's order with its skip after a stage-0 rejection. The
-   sequencer streams the stage's corner pairs (two corners a clock) without waiting for
+   sequencer streams the stage's corner groups (2 or 4 corners a clock) without waiting for
    comparisons; only tree nodes (alt2) and stage ends wait for the pipeline.
 """
 
@@ -116,6 +116,8 @@ class CascadeEngine(wiring.Component):
         ring_addr_b = Signal(self.ring_bits)
         rs_w, rq_w = ring_s.write_port(), ring_q.write_port()
         rs_a, rs_b = ring_s.read_port(), ring_s.read_port()
+        # Ports C, D of the luma ring (corners 3 and 4 of a group): a second copy in block RAM.
+        rs_more = [ring_s.read_port() for _ in range(prog.group - 2)]
         rq_a, rq_b = ring_q.read_port(), ring_q.read_port()
         m.d.comb += [rs_w.addr.eq(ring_addr_a), rq_w.addr.eq(ring_addr_a),
                      rs_a.addr.eq(ring_addr_a), rq_a.addr.eq(ring_addr_a),
@@ -261,9 +263,10 @@ class CascadeEngine(wiring.Component):
             m.d.sync += nf_done.eq(sq_i[-1] + 1)
 
         # ---------------------------------------------------------- evaluation pipeline
+        K = prog.group
         pair_layout = data.StructLayout({
-            "off0": self.ring_bits, "w0": signed(WEIGHT_BITS),
-            "off1": self.ring_bits, "w1": signed(WEIGHT_BITS),
+            "off": data.ArrayLayout(self.ring_bits, K),
+            "w": data.ArrayLayout(signed(WEIGHT_BITS), K),
             "last": 1, "wait": 1, "node": _bits(len(prog.nodes))})
         pair_bits = _bits(len(prog.pairs))
         child_layout = data.StructLayout({"is_leaf": 1, "leaf": signed(LEAF_BITS),
@@ -276,8 +279,8 @@ class CascadeEngine(wiring.Component):
 
         m.submodules.pair_rom = pair_rom = memory.Memory(
             shape=pair_layout, depth=len(prog.pairs),
-            init=[{"off0": p[0], "w0": p[1], "off1": p[2], "w1": p[3], "last": p[4],
-                   "wait": p[5], "node": p[6]} for p in prog.pairs])
+            init=[{"off": list(p[0]), "w": list(p[1]), "last": p[2], "wait": p[3],
+                   "node": p[4]} for p in prog.pairs])
         m.submodules.node_rom = node_rom = memory.Memory(
             shape=node_layout, depth=len(prog.nodes),
             init=[{"thr": n[0], "left": kid(n[1]), "right": kid(n[2]), "resume": n[3]}
@@ -302,18 +305,21 @@ class CascadeEngine(wiring.Component):
         m.d.sync += e1_valid.eq(issue)
         e1 = pair_rd.data
         kill = e1_valid & e1.last & e1.wait
-        eval_addr_a = (origin + e1.off0) & ring_mask
-        eval_addr_b = (origin + e1.off1) & ring_mask
+        eval_addr_a = (origin + e1.off[0]) & ring_mask
+        eval_addr_b = (origin + e1.off[1]) & ring_mask
+        for k, port in enumerate(rs_more):
+            m.d.comb += port.addr.eq((origin + e1.off[2 + k]) & ring_mask)
         m.d.comb += node_rd.addr.eq(e1.node)
         # E2: weighted corners
         e2_valid = Signal()
-        e2_w0, e2_w1 = Signal(signed(WEIGHT_BITS)), Signal(signed(WEIGHT_BITS))
+        e2_w = Signal(data.ArrayLayout(signed(WEIGHT_BITS), K))
         e2_last, e2_wait = Signal(), Signal()
-        m.d.sync += [e2_valid.eq(e1_valid), e2_w0.eq(e1.w0), e2_w1.eq(e1.w1),
+        m.d.sync += [e2_valid.eq(e1_valid), e2_w.eq(e1.w),
                      e2_last.eq(e1.last), e2_wait.eq(e1.wait)]
         fresh = Signal(init=1)                # the next pair starts a node
         acc = Signal(SUM_BITS)
-        part = (rs_a.data * e2_w0 + rs_b.data * e2_w1)[:SUM_BITS]
+        values = [rs_a.data, rs_b.data] + [p.data for p in rs_more]
+        part = sum(v * e2_w[k] for k, v in enumerate(values))[:SUM_BITS]
         acc_new = (Mux(fresh, 0, acc) + part)[:SUM_BITS]
         e3_valid, e3_wait = Signal(), Signal()
         fsum = Signal(signed(SUM_BITS))
