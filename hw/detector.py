@@ -72,7 +72,7 @@ class Detector(wiring.Component):
             "o": Out(stream.Signature(DetRecord)),
             "min_neighbors": In(8, init=params.min_neighbors),
             "frame_weak": Out(32), "frame_windows": Out(32), "frame_cycles": Out(32),
-            "frames": Out(32), "overruns": Out(32), "bad_frames": Out(32),
+            "frames": Out(32), "overruns": Out(32), "bad_frames": Out(32), "busy": Out(1),
             "trace_valid": Out(1), "trace_level": Out(self._engine.level_bits),
             "trace_x": Out(COORD_BITS), "trace_y": Out(COORD_BITS),
             "trace_stages": Out(self._engine.stage_bits),
@@ -121,7 +121,8 @@ class Detector(wiring.Component):
         start = Signal()
         analysing = Signal()
         grouping = Signal()
-        m.d.comb += [engine.wr_buf.eq(wbuf), engine.start.eq(start), engine.start_buf.eq(~wbuf)]
+        m.d.comb += [engine.wr_buf.eq(wbuf), engine.start.eq(start), engine.start_buf.eq(~wbuf),
+                     self.busy.eq(analysing)]
         m.d.sync += start.eq(0)
         m.d.comb += grouper.finish.eq(engine.done)
         cycles = Signal(32)
@@ -192,7 +193,7 @@ class DetectorTop(wiring.Component):
                          "m_det_tready": In(1),
                         "min_neighbors": In(8, init=self.det.params.min_neighbors)})
         for name, member in self.det.signature.members.items():
-            if name.startswith(("frame_", "frames", "overruns", "bad_frames", "trace_")):
+            if name.startswith(("frame_", "frames", "overruns", "bad_frames", "trace_", "busy")):
                 members[name] = member
         super().__init__(members)
 
@@ -208,6 +209,6 @@ class DetectorTop(wiring.Component):
                      self.m_det_tlast.eq(1),
                      det.o.ready.eq(self.m_det_tready)]
         for name in self.signature.members:
-            if name.startswith(("frame_", "frames", "overruns", "bad_frames", "trace_")):
+            if name.startswith(("frame_", "frames", "overruns", "bad_frames", "trace_", "busy")):
                 m.d.comb += getattr(self, name).eq(getattr(det, name))
         return m

@@ -69,6 +69,7 @@ class MaskControl(data.Struct):
     box_shape: Shape  # rectangle or inscribed ellipse, for boxes (zones are rectangles)
     block: 2        # 0: 8 px, 1: 16 px, 2 (and 3): 32 px
     color: Color    # solid fill, and the colour of every fail-closed pixel
+    fail_closed: 1  # fill the whole frame: the pipeline cannot vouch for its detections
 
 
 class MaskStatus(data.Struct):
@@ -418,7 +419,7 @@ class MaskUnit(wiring.Component):
             s0.valid.eq(accept),
             s0.r.eq(p.r), s0.g.eq(p.g), s0.b.eq(p.b), s0.first.eq(p.first), s0.last.eq(p.last),
             s0.x.eq(x), s0.y.eq(y), s0.tag.eq(new_tag),
-            s0.force.eq(new_err | ~eff_geom),
+            s0.force.eq(new_err | ~eff_geom | eff_ctl.fail_closed),
         ]
         with m.If(adv):
             m.d.sync += st[0].eq(s0)

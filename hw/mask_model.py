@@ -46,6 +46,7 @@ class MaskConfig:
     color: tuple = (0, 0, 0)  # (r, g, b) of the fill colour
     boxes: list = field(default_factory=list)  # (x0, y0, x1, y1), half-open
     zones: list = field(default_factory=list)
+    fail_closed: bool = False  # fill the whole frame (the pipeline cannot vouch for it)
 
     def __post_init__(self):
         if self.block not in BLOCK_SIZES:
@@ -167,7 +168,7 @@ class MaskModel:
         self.cfg = config
         if len(config.boxes) > self.num_boxes or len(config.zones) > self.num_zones:
             raise ValueError(f"at most {self.num_boxes} boxes and {self.num_zones} zones")
-        self.frame_ok = self.geom is not None
+        self.frame_ok = self.geom is not None and not config.fail_closed
         self.means_valid = prev_complete and self.means_block == config.block
         self.width0 = None
         self.consistent = True

@@ -11,13 +11,15 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["Field", "Register", "register_map", "RegisterFile", "bus_signature", "ID_VALUE",
-           "REGION_BASE", "ZONE_BASE", "markdown_table"]
+__all__ = ["Field", "Register", "register_map", "anonymizer_register_map", "RegisterFile",
+           "bus_signature", "ID_VALUE", "REGION_BASE", "ZONE_BASE", "SLOT_BASE",
+           "markdown_table"]
 
 #: "OBS" + interface version 1: lets the host check it is talking to obscura.
 ID_VALUE = 0x4F425301
 REGION_BASE = 0x100
 ZONE_BASE = 0x300
+SLOT_BASE = 0x400
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,66 @@ def register_map(num_boxes=32, num_zones=8):
     return regs
 
 
+def _counter(name, offset, doc, width=32):
+    return Register(name, offset, "ro", doc, (Field("count", 0, width),))
+
+
+def anonymizer_register_map(num_slots=32, num_zones=8):
+    """Return every register of the whole pipeline (`Anonymizer`), in offset order."""
+    regs = [
+        Register("ID", 0x00, "ro", "identification: 'OBS' and interface version",
+                 (Field("id", 0, 32, ID_VALUE, "0x4F425301"),)),
+        Register("CONTROL", 0x04, "rw", "effect and policy, latched at each frame start", (
+            Field("mode", 0, 2, 0, "0 mosaic, 1 blur, 2 solid"),
+            Field("shape", 2, 1, 0, "0 rectangle, 1 inscribed ellipse (tracker boxes only)"),
+            Field("block", 3, 2, 1, "mosaic/blur block: 0 8 px, 1 16 px, 2 32 px"),
+            Field("enable", 8, 1, 1, "0: every frame filled with COLOR (privacy shutter)"),
+            Field("fail_open", 9, 1, 0, "1: relax fail-closed (frames the detector could not "
+                  "vouch for are masked with the last tracker boxes instead of filled); "
+                  "explicit opt-in, default closed"))),
+        Register("COLOR", 0x08, "rw", "fill colour (solid mode and fail-closed frames)", (
+            Field("r", 0, 8), Field("g", 8, 8), Field("b", 16, 8))),
+        Register("STATUS", 0x0C, "ro", "live status", (
+            Field("frame_ok", 0, 1, doc="mask unit: geometry known, no protocol error so far"),
+            Field("means_valid", 1, 1, doc="regions use the previous frame's block means"),
+            Field("vouched", 2, 1, doc="the tracker regions are vouched for the next frame"),
+            Field("det_busy", 3, 1, doc="the detector is analysing a frame"))),
+        _counter("ERRORS", 0x10, "input protocol errors since reset", 16),
+        _counter("FRAMES", 0x14, "frame starts since reset", 16),
+        Register("TRACK", 0x18, "rw", "tracker settings", (
+            Field("margin", 0, 8, 30, "mask growth on each side, percent of the box size"),
+            Field("hold", 8, 8, 15, "frames a face stays masked after its last detection"))),
+        Register("DETECT", 0x1C, "rw", "detector settings", (
+            Field("min_neighbors", 0, 8, 3, "raw windows a face needs (0: raw windows)"),)),
+        _counter("DET_FRAMES", 0x20, "frames fully analysed since reset"),
+        _counter("DET_OVERRUNS", 0x24, "analyses abandoned: the next frame came first"),
+        _counter("DET_BAD", 0x28, "frames not analysed: malformed or another size"),
+        _counter("DET_CYCLES", 0x2C, "clocks the last analysis took"),
+        _counter("DET_WEAK", 0x30, "weak classifiers the last analysis evaluated"),
+        _counter("BOXES", 0x34, "detections in the last analysed frame", 8),
+        _counter("SATURATIONS", 0x38, "frames with more detections than tracker inputs", 16),
+        _counter("FAILED_CLOSED", 0x3C, "frames filled because no vouched boxes were ready"),
+    ]
+    for i in range(num_zones):
+        regs += _region(f"ZONE{i}", ZONE_BASE + 8 * i, f"privacy zone {i}")
+    for i in range(num_slots):
+        base = SLOT_BASE + 16 * i
+        regs += [
+            Register(f"SLOT{i}_A", base, "ro", f"tracker slot {i}: top-left corner", (
+                Field("x0", 0, 12), Field("y0", 16, 12))),
+            Register(f"SLOT{i}_B", base + 4, "ro", f"tracker slot {i}: bottom-right corner", (
+                Field("x1", 0, 12), Field("y1", 16, 12), Field("valid", 31, 1))),
+            Register(f"SLOT{i}_C", base + 8, "ro", f"tracker slot {i}: motion and life", (
+                Field("vx", 0, 8, doc="velocity x, px/frame, signed"),
+                Field("vy", 8, 8, doc="velocity y, px/frame, signed"),
+                Field("hits", 16, 8, doc="detections matched"),
+                Field("age", 24, 8, doc="frames since the last detection"))),
+        ]
+    offsets = [r.offset for r in regs]
+    assert len(set(offsets)) == len(offsets), "register offsets overlap"
+    return regs
+
+
 def bus_signature():
     """A minimal synchronous register bus (the AXI4-Lite slave wraps it at the edge)."""
     return wiring.Signature({
@@ -129,11 +191,17 @@ def markdown_table(registers):
 
 
 def main():
-    """Print the register table (Markdown) generated from the map: `make docs` writes it."""
+    """Print the register tables (Markdown) generated from the maps: `make docs` writes them."""
     print("# Registers\n")
     print("Generated from `hw/regs.py` by `make docs`; do not edit by hand. Offsets are byte "
-          "addresses on the register bus; region registers repeat every 8 bytes "
-          f"(boxes from 0x{REGION_BASE:03X}, zones from 0x{ZONE_BASE:03X}).\n")
+          "addresses on the register bus.\n")
+    print("## The anonymizer pipeline (`Anonymizer`)\n")
+    print(f"Zones repeat every 8 bytes from 0x{ZONE_BASE:03X}; tracker slots every 16 bytes "
+          f"from 0x{SLOT_BASE:03X}.\n")
+    print(markdown_table(anonymizer_register_map()))
+    print("## The mask unit alone (`MaskTop`)\n")
+    print(f"Host-written boxes repeat every 8 bytes from 0x{REGION_BASE:03X}, zones from "
+          f"0x{ZONE_BASE:03X}.\n")
     print(markdown_table(register_map()), end="")
 
 

@@ -119,6 +119,7 @@ class VerilatorStream:
         lib.obs_read_reg.restype = ctypes.c_uint32
         lib.obs_cycles.argtypes = [ctypes.c_void_p]
         lib.obs_cycles.restype = ctypes.c_uint64
+        lib.obs_idle.argtypes = [ctypes.c_void_p, ctypes.c_uint64]
         ptr = ctypes.c_void_p
         lib.obs_stream.argtypes = [ptr, ptr, ptr, ctypes.c_size_t, ptr, ptr, ctypes.c_size_t,
                                    ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint64,
@@ -143,6 +144,10 @@ class VerilatorStream:
 
     def read_reg(self, addr):
         return self._lib.obs_read_reg(self._h, addr)
+
+    def idle(self, cycles):
+        """Clock with no input (output ready) for `cycles`."""
+        self._lib.obs_idle(self._h, cycles)
 
     @property
     def cycles(self):

@@ -71,6 +71,16 @@ uint32_t obs_read_reg(void *hp, uint32_t addr) {
 
 uint64_t obs_cycles(void *hp) { return static_cast<Harness *>(hp)->cycles; }
 
+// Clock n cycles with no input and the output ready.
+void obs_idle(void *hp, uint64_t n) {
+    auto *h = static_cast<Harness *>(hp);
+    h->top->s_axis_tvalid = 0;
+    h->top->m_axis_tready = 1;
+    for (uint64_t i = 0; i < n; ++i) h->tick();
+    h->top->m_axis_tready = 0;
+    h->top->eval();
+}
+
 // Push n pixels (bgr: 3 bytes each, flags: bit 0 first, bit 1 last) and collect n_out pixels.
 // idle_ppm / stall_ppm: chance per cycle (parts per million) of an input gap / output not ready.
 // Returns the number of pixels collected; stops early after max_cycles.

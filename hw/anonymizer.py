@@ -1,0 +1,130 @@
+"""The whole pipeline: video in, detector and tracker beside the stream, mask unit in it, video
+out; the register file from `regs.anonymizer_register_map` (docs/architecture.md).
+
+    s_axis -> tap -> delay (DELAY clocks) -> MaskUnit -> m_axis
+               \\-> Detector -> records -> Tracker -> regions, vouched -> MaskUnit
+
+Frame k is masked with the tracker state after the detections of frames up to k - 2 (frame
+k - 1 is still being analysed while frame k streams in). The delay line gives the tracker the
+clocks it needs, after frame k - 1's last pixel, to apply frame k - 2's results before frame
+k reaches the mask unit; when it could not, or the detector could not vouch for frame k - 2
+(overrun, malformed frame, too many faces), frame k is filled entirely (fail closed).
+"""
+
+from amaranth.hdl import Cat, Module, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In
+
+from .axis import axis_ports, connect_axis_out
+from .detector import Detector
+from .detector_model import DetectorParams
+from .mask import MaskUnit
+from .regs import RegisterFile, anonymizer_register_map, bus_signature
+from .tracker import Tracker
+from .types import Geometry, Pixel
+
+__all__ = ["Anonymizer", "DELAY"]
+
+#: Clocks every pixel waits between the detector's tap and the mask unit: more than the
+#: tracker needs to apply a frame's results (32 detections x 36 clocks + 2 x 32 slot passes).
+DELAY = 2048
+TS_BITS = 24
+
+
+class Anonymizer(wiring.Component):
+    """AXI4-Stream video in/out (`s_axis_*`, `m_axis_*`), register bus `reg_*`; `width` x
+    `height` is the frame size the detector analyses (other sizes are not vouched)."""
+
+    def __init__(self, width=1280, height=720, cascade="frontalface_default", params=None,
+                 num_slots=32, num_zones=8, max_detections=32, delay=DELAY):
+        self.width, self.height = width, height
+        self.params = params or DetectorParams()
+        self.num_slots, self.num_zones, self.delay = num_slots, num_zones, delay
+        self.max_detections = max_detections
+        self.registers = anonymizer_register_map(num_slots, num_zones)
+        self._detector = Detector(width, height, cascade, self.params)
+        members = axis_ports()
+        members.update({f"reg_{name}": member
+                        for name, member in In(bus_signature()).signature.members.items()})
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.regs = regs = RegisterFile(self.registers)
+        m.d.comb += [regs.bus.addr.eq(self.reg_addr), regs.bus.wdata.eq(self.reg_wdata),
+                     regs.bus.we.eq(self.reg_we), self.reg_rdata.eq(regs.bus.rdata)]
+        v, inputs = regs.values, regs.inputs
+        m.submodules.detector = det = self._detector
+        m.submodules.tracker = trk = Tracker(self.width, self.height, self.num_slots,
+                                             self.max_detections)
+        m.submodules.mask = mask = MaskUnit(Geometry(self.width, self.height), self.num_slots,
+                                            self.num_zones)
+
+        # Tap and delay line: each pixel waits `delay` clocks before the mask unit.
+        now = Signal(TS_BITS)
+        m.d.sync += now.eq(now + 1)
+        entry = data.StructLayout({"pixel": Pixel, "ts": TS_BITS})
+        m.submodules.delay = fifo = SyncFIFOBuffered(width=entry.size,
+                                                     depth=self.delay + 8)
+        pix = Signal(Pixel)
+        m.d.comb += [pix.b.eq(self.s_axis_tdata[0:8]), pix.g.eq(self.s_axis_tdata[8:16]),
+                     pix.r.eq(self.s_axis_tdata[16:24]), pix.first.eq(self.s_axis_tuser),
+                     pix.last.eq(self.s_axis_tlast), self.s_axis_tready.eq(fifo.w_rdy)]
+        accept = self.s_axis_tvalid & fifo.w_rdy
+        m.d.comb += [fifo.w_data.eq(Cat(pix, now)), fifo.w_en.eq(accept),
+                     det.valid.eq(accept), det.pixel.eq(pix)]
+        out = data.View(entry, fifo.r_data)
+        aged = (now - out.ts)[:TS_BITS] >= self.delay
+        m.d.comb += [mask.i.payload.eq(out.pixel), mask.i.valid.eq(fifo.r_rdy & aged),
+                     fifo.r_en.eq(mask.i.ready & aged)]
+        connect_axis_out(m, mask.o, self)
+
+        # Detector -> tracker; the tracker learns when the mask unit starts a frame.
+        frame_start = mask.i.valid & mask.i.ready & mask.i.payload.first
+        m.d.comb += [trk.records.payload.eq(det.o.payload), trk.records.valid.eq(det.o.valid),
+                     det.o.ready.eq(trk.records.ready), trk.frame_start.eq(frame_start),
+                     det.min_neighbors.eq(v["DETECT"][0:8]),
+                     trk.margin.eq(v["TRACK"][0:8]), trk.hold.eq(v["TRACK"][8:16])]
+
+        # Mask settings; the fail-closed decision for the frame that starts now.
+        ctl = v["CONTROL"]
+        enable, fail_open = ctl[8], ctl[9]
+        vouched = trk.pub_vouched & (trk.pub_frame == trk.latches)
+        fail_closed = ~enable | ~(vouched | fail_open)
+        m.d.comb += [mask.control.mode.eq(ctl[0:2]), mask.control.box_shape.eq(ctl[2]),
+                     mask.control.block.eq(ctl[3:5]), mask.control.color.r.eq(v["COLOR"][0:8]),
+                     mask.control.color.g.eq(v["COLOR"][8:16]),
+                     mask.control.color.b.eq(v["COLOR"][16:24]),
+                     mask.control.fail_closed.eq(fail_closed)]
+        failed_closed = Signal(32)
+        with m.If(frame_start & fail_closed):
+            m.d.sync += failed_closed.eq(failed_closed + 1)
+        for i in range(self.num_slots):
+            m.d.comb += mask.boxes[i].eq(trk.regions[i])
+        for i in range(self.num_zones):
+            a, b = v[f"ZONE{i}_A"], v[f"ZONE{i}_B"]
+            z = mask.zones[i]
+            m.d.comb += [z.x0.eq(a[0:12]), z.y0.eq(a[16:28]), z.x1.eq(b[0:12]),
+                         z.y1.eq(b[16:28]), z.enable.eq(b[31])]
+
+        s = mask.status
+        m.d.comb += [
+            inputs["STATUS"].eq(Cat(s.frame_ok, s.means_valid,
+                                    trk.pub_vouched & (trk.pub_frame == trk.latches),
+                                    det.busy)),
+            inputs["ERRORS"].eq(s.errors), inputs["FRAMES"].eq(s.frames),
+            inputs["DET_FRAMES"].eq(det.frames), inputs["DET_OVERRUNS"].eq(det.overruns),
+            inputs["DET_BAD"].eq(det.bad_frames), inputs["DET_CYCLES"].eq(det.frame_cycles),
+            inputs["DET_WEAK"].eq(det.frame_weak), inputs["BOXES"].eq(trk.last_boxes),
+            inputs["SATURATIONS"].eq(trk.saturations),
+            inputs["FAILED_CLOSED"].eq(failed_closed),
+        ]
+        for i in range(self.num_slots):
+            sl = trk.slots[i]
+            m.d.comb += [
+                inputs[f"SLOT{i}_A"].eq(sl.x0 | (sl.y0 << 16)),
+                inputs[f"SLOT{i}_B"].eq(sl.x1 | (sl.y1 << 16) | (sl.valid << 31)),
+                inputs[f"SLOT{i}_C"].eq(Cat(sl.vx, sl.vy, sl.hits, sl.age)),
+            ]
+        return m
