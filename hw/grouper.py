@@ -93,6 +93,8 @@ class Grouper(wiring.Component):
         j = Signal(range(nmax + 1))
         idx = Signal(range(nmax + 1))
         lo, hi = Signal(ib), Signal(ib)
+        p_la, p_lb, p_sim = Signal(ib), Signal(ib), Signal()
+        c1, c2 = Signal(cl_layout), Signal(cl_layout)
         finished = Signal()
         with m.If(self.finish):
             m.d.sync += finished.eq(1)
@@ -148,16 +150,19 @@ class Grouper(wiring.Component):
                     m.next = "IDLE"
             # ---------------------------------------------------------- pass 1: seeds
             with m.State("SCAN"):
-                cmp_valid = Signal()
-                cmp_idx = Signal(range(nmax + 1))
+                # One seed a clock: read (R), compare into a register (C), decide (D); the
+                # block RAM output and the comparison never share a clock.
+                rd_valid, rd_idx = Signal(), Signal(range(nmax + 1))
+                c_valid, c_idx, c_sim = Signal(), Signal(range(nmax + 1)), Signal()
                 m.d.comb += seed_a.addr.eq(i)
-                with m.If(cmp_valid & similar(seed_a.data, r)):
-                    m.d.sync += [cmp_valid.eq(0), idx.eq(cmp_idx)]
+                m.d.sync += [rd_valid.eq(0), c_valid.eq(rd_valid), c_idx.eq(rd_idx),
+                             c_sim.eq(similar(seed_a.data, r))]
+                with m.If(c_valid & c_sim):
+                    m.d.sync += [c_valid.eq(0), idx.eq(c_idx)]
                     m.next = "ADD"
                 with m.Elif(i < n):
-                    m.d.sync += [cmp_valid.eq(1), cmp_idx.eq(i), i.eq(i + 1)]
-                with m.Else():
-                    m.d.sync += cmp_valid.eq(0)
+                    m.d.sync += [rd_valid.eq(1), rd_idx.eq(i), i.eq(i + 1)]
+                with m.Elif(~rd_valid & ~c_valid):
                     m.next = "NEW"
             with m.State("ADD"):
                 m.d.comb += acc_r.addr.eq(idx)
@@ -204,16 +209,21 @@ class Grouper(wiring.Component):
                     m.d.sync += [idx.eq(0), nc.eq(0)]
                     m.next = "MERGE_RD"
                 with m.Else():
-                    m.next = "PAIR_CMP"
+                    m.next = "PAIR_REG"
+            with m.State("PAIR_REG"):
+                # Register the comparisons of the block RAM outputs (timing).
+                m.d.sync += [p_la.eq(lab_a.data), p_lb.eq(lab_b.data),
+                             p_sim.eq(similar(seed_a.data, seed_b.data) |
+                                      similar(mean_a.data, mean_b.data))]
+                m.next = "PAIR_CMP"
             with m.State("PAIR_CMP"):
-                la, lb = lab_a.data, lab_b.data
+                la, lb = p_la, p_lb
                 with m.If(j + 1 == i):
                     m.d.sync += [i.eq(i + 1), j.eq(0)]
                 with m.Else():
                     m.d.sync += j.eq(j + 1)
                 m.next = "PAIR_RD"
-                with m.If((la != lb) & (similar(seed_a.data, seed_b.data) |
-                                        similar(mean_a.data, mean_b.data))):
+                with m.If((la != lb) & p_sim):
                     m.d.sync += [lo.eq(Mux(la < lb, la, lb)), hi.eq(Mux(la < lb, lb, la)),
                                  idx.eq(0)]
                     m.next = "SWEEP"
@@ -276,9 +286,11 @@ class Grouper(wiring.Component):
                 with m.If(i >= nc):
                     m.next = "DONE"
                 with m.Else():
-                    m.next = "IN_CMP"
+                    m.next = "IN_REG"
+            with m.State("IN_REG"):
+                m.d.sync += [c1.eq(cl_a.data), c2.eq(cl_b.data)]
+                m.next = "IN_CMP"
             with m.State("IN_CMP"):
-                c1, c2 = cl_a.data, cl_b.data
                 r1, r2 = c1.r, c2.r
                 dx = _div10((r2.w << 1) + 5, COORD_BITS + 2)
                 dy = _div10((r2.h << 1) + 5, COORD_BITS + 2)
