@@ -268,7 +268,100 @@ def bench_detector_rtl(quick):
     return res
 
 
-SECTIONS = {"mask": bench_mask, "detector": bench_detector, "detector_rtl": bench_detector_rtl}
+def video_frames_native(limit=None):
+    """Frames of ../shared/data/video at their own size (RGB), or None when absent."""
+    path = ROOT.parent / "shared" / "data" / "video" / "hamilton-640x360.mp4"
+    if not path.exists():
+        return None
+    import av
+    frames = []
+    with av.open(str(path)) as c:
+        for f in c.decode(video=0):
+            frames.append(f.to_ndarray(format="rgb24"))
+            if limit and len(frames) >= limit:
+                break
+    return frames
+
+
+def leak_frames(model_boxes, masks, window=5):
+    """Frames where the centre of a face the detector found within `window` frames before or
+    after is not covered by that frame's mask."""
+    leaks = 0
+    for k, (filled, regions) in enumerate(masks):
+        if filled:
+            continue
+        faces = [b for j in range(max(0, k - window), min(len(masks), k + window + 1))
+                 for b in model_boxes[j]]
+        for x0, y0, x1, y1 in faces:
+            cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
+            if not any(r[0] <= cx < r[2] and r[1] <= cy < r[3] for r in regions):
+                leaks += 1
+                break
+    return leaks
+
+
+def bench_pipeline(quick):
+    """Whole pipeline: RTL against the composed model on the dev video, latency, leaks with and
+    without the tracker, synthesis of the whole top."""
+    from obscura.hw.anonymizer import DELAY
+    from obscura.hw.pipeline_model import PipelineConfig, PipelineModel
+    from obscura.sim.pipeline_sim import PipelineSim
+
+    res = {"command": "make bench (bench/run.py: bench_pipeline)"}
+    frames = video_frames_native(None)
+    if not frames:
+        return {**res, "rtl_frames_compared": None, "reason": "../shared/data/video not found"}
+    # Leaks (model): the tracker's default hold and margin, against no tracker (hold 0,
+    # margin 0: each frame masked with the detections of the frame before last only).
+    with_tracker = PipelineModel(640, 360)
+    with_tracker.process_frames(frames, PipelineConfig())
+    found = [b for b, _ in with_tracker.results]
+    no_tracker = PipelineModel(640, 360)
+    no_tracker.process_frames(frames, PipelineConfig(hold=0, margin=0))
+    res.update({"leak_frames_tracker": leak_frames(found, with_tracker.masks),
+                "leak_frames_no_tracker": leak_frames(found, no_tracker.masks),
+                "leak_video_frames": len(frames),
+                "frames_with_faces": sum(1 for b in found if b)})
+    # RTL against the model, paced (the detector finishes each frame before the next).
+    subset = frames[100:104] if quick else frames[100:130]
+    sim = PipelineSim(640, 360, quiet=True)
+    cfg = PipelineConfig()
+    t0 = time.perf_counter()
+    got = sim.process_frames(subset, cfg)
+    seconds = time.perf_counter() - t0
+    expected = PipelineModel(640, 360).process_frames(subset, cfg)
+    mismatches = sum(int((a != b).any()) for a, b in zip(expected, got))
+    res.update({"rtl_frames_compared": len(subset), "rtl_mismatches": mismatches,
+                "rtl_video_size": "640x360 (native)", "sim_seconds_per_frame":
+                round(seconds / len(subset), 2)})
+    # Latency: first output pixel after the first input pixel, in clocks and 720p lines.
+    sim.dev.reset()
+    sim.configure(cfg)
+    from obscura.hw.mask_model import frames_to_stream
+    rgb, first, last = frames_to_stream(frames[:1])
+    _, _, _, info = sim.dev.stream(rgb[:, ::-1], first, last)
+    res.update({"latency_cycles": int(info["first_out_cycle"]), "delay_line_cycles": DELAY,
+                "latency_lines": round(info["first_out_cycle"] / 1280, 2)})
+    if quick:
+        res["synthesis"] = None
+        res["synthesis_reason"] = "skipped by --quick"
+        return res
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from synth import synthesize
+
+    from obscura.hw.anonymizer import Anonymizer
+    # The detector's buffers do not fit at 1280x720 (see the detector section): the whole top
+    # is placed at 320x240, the size whose block RAM fits an LFE5U-85F.
+    syn = synthesize(Anonymizer(320, 240), "anonymizer_320x240",
+                     ROOT / "build" / "synth" / "anonymizer_320x240", freq_mhz=74.25)
+    res.update({"synth_geometry": "320x240", "fmax_mhz": syn["fmax_mhz"], "luts": syn["luts"],
+                "lut_pct": syn["lut_pct"], "ffs": syn["ffs"], "ebr": syn["ebr"],
+                "dsp": syn["dsp"], "synthesis": syn})
+    return res
+
+
+SECTIONS = {"mask": bench_mask, "detector": bench_detector, "detector_rtl": bench_detector_rtl,
+            "pipeline": bench_pipeline}
 #: Sections whose keys also go under another area's object (the issue names them there).
 MERGE_INTO = {"detector_rtl": "detector"}
 

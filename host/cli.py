@@ -85,14 +85,74 @@ def cmd_eval(args):
     return 0
 
 
+def _zone(text):
+    try:
+        x0, y0, x1, y1 = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a zone is x0,y0,x1,y1 in pixels, not {text!r}") \
+            from None
+    if not (0 <= x0 < x1 and 0 <= y0 < y1):
+        raise argparse.ArgumentTypeError(f"zone {text!r} is empty or negative")
+    return (x0, y0, x1, y1)
+
+
+def _color(text):
+    try:
+        rgb = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        rgb = ()
+    if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
+        raise argparse.ArgumentTypeError(f"a colour is r,g,b (0..255 each), not {text!r}")
+    return rgb
+
+
+def cmd_anonymize(args):
+    from pathlib import Path
+
+    from .accelerator import open as open_accelerator
+    from .anonymize import anonymize_path, live, plan
+    acc = open_accelerator(args.backend, cascade=args.cascade)
+    acc.configure(mode=args.mode, shape=args.shape, block=args.block, color=args.color,
+                  margin=args.margin, hold=args.hold, zones=args.zone or [],
+                  min_neighbors=args.min_neighbors)
+    failed = 0
+    with acc:
+        live_inputs = [i for i in args.inputs if i.isdigit() or "://" in i]
+        files = [i for i in args.inputs if i not in live_inputs]
+        for source in live_inputs:
+            dest = Path(args.output)
+            if dest.is_dir():
+                dest = dest / f"live-{source.replace('/', '_').replace(':', '_')}.mp4"
+            n = live(acc, source, dest, codec=args.codec, crf=args.crf)
+            print(f"{source} -> {dest}: {n} frames", file=sys.stderr)
+        jobs, skipped = plan(files, args.output) if files else ([], [])
+        for path in skipped:
+            print(f"obscura: skipped {path} (not an image or video)", file=sys.stderr)
+        for src, dest in jobs:
+            try:
+                def progress(n, src=src):
+                    if not args.quiet and n % 25 == 0:
+                        print(f"\r{src}: {n} frames", end="", file=sys.stderr, flush=True)
+                n = anonymize_path(acc, src, dest, keep_metadata=args.keep_metadata,
+                                   keep_audio=not args.no_audio, codec=args.codec,
+                                   crf=args.crf, progress=progress)
+                if not args.quiet:
+                    print(f"\r{src} -> {dest}: {n} frame(s)", file=sys.stderr, flush=True)
+            except ObscuraError as exc:
+                print(f"\nobscura: error: {exc}", file=sys.stderr, flush=True)
+                failed += 1
+    return 1 if failed else 0
+
+
 def cmd_info(args):
     import shutil
 
     from obscura.hw.cascade import CASCADES
     from obscura.hw.regs import register_map
-    info = {"version": __version__, "backends": {"model": "available",
-                                                 "sim": "mask unit only (detector RTL: not yet)",
-                                                 "pynq": "not yet"},
+    info = {"version": __version__, "backends": {
+                "model": "available (numpy model of the whole pipeline)",
+                "sim": "available (Verilator model of the whole RTL pipeline)",
+                "pynq": "not yet"},
             "cascades": list(CASCADES), "g++": shutil.which("g++")}
     try:
         from obscura.sim.verilator import verilator_bin
@@ -127,6 +187,38 @@ def build_parser():
     p.add_argument("--json", action="store_true", help="print JSON")
     _detector_args(p)
     p.set_defaults(func=cmd_eval, scale_factor=1.1, min_size=20)
+
+    p = sub.add_parser("anonymize", formatter_class=fmt,
+                       help="mask the faces in images, videos, folders, cameras or streams")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="image or video files, folders (recursive), a camera index or a "
+                        "stream URL")
+    p.add_argument("-o", "--output", required=True,
+                   help="output file (one input) or folder (the input tree is mirrored)")
+    p.add_argument("--backend", default="sim", choices=["sim", "model", "pynq"],
+                   help="sim: the cycle-accurate Verilator model of the chip; model: its "
+                        "numpy model (faster, same output); pynq: a board")
+    p.add_argument("--mode", default="mosaic", choices=["mosaic", "blur", "solid"])
+    p.add_argument("--shape", default="box", choices=["box", "ellipse"])
+    p.add_argument("--block", type=int, default=16, choices=[8, 16, 32],
+                   help="mosaic / blur block size in pixels")
+    p.add_argument("--color", type=_color, default=(0, 0, 0),
+                   help="r,g,b of solid fill and of fail-closed frames")
+    p.add_argument("--margin", type=int, default=30, help="mask growth, percent of the face")
+    p.add_argument("--hold", type=int, default=15,
+                   help="frames a face stays masked after the detector last saw it")
+    p.add_argument("--zone", type=_zone, action="append",
+                   help="x0,y0,x1,y1: a region always masked (repeatable, up to 8)")
+    p.add_argument("--cascade", default="frontalface_default", help="detector cascade")
+    p.add_argument("--min-neighbors", type=int, default=3,
+                   help="raw windows a detection needs, minus one")
+    p.add_argument("--codec", default="libx264", help="video codec of the output")
+    p.add_argument("--crf", type=int, default=18, help="quality (x264/x265: lower is better)")
+    p.add_argument("--no-audio", action="store_true", help="drop the audio track")
+    p.add_argument("--keep-metadata", action="store_true",
+                   help="keep container metadata (GPS, creation time, device tags)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    p.set_defaults(func=cmd_anonymize)
 
     p = sub.add_parser("info", help="versions, backends, toolchain and register defaults")
     p.set_defaults(func=cmd_info)

@@ -49,6 +49,7 @@ class PipelineModel:
                                     self.max_detections)
         self.results = []       # per frame: (boxes, complete)
         self.vouched = []       # per frame: the regions it was masked with were vouched
+        self.masks = []         # per frame: (filled entirely, regions)
 
     def _config_for(self, k, cfg):
         vouched = False
@@ -58,9 +59,10 @@ class PipelineModel:
                 vouched = not self.tracker.update(boxes, cfg.hold)
         self.vouched.append(vouched)
         regions = [r for r in self.tracker.mask_boxes(cfg.margin) if r is not None]
+        fail_closed = not cfg.enable or not (vouched or cfg.fail_open)
+        self.masks.append((fail_closed, regions))
         return MaskConfig(cfg.mode, cfg.shape, cfg.block, cfg.color, boxes=regions,
-                          zones=list(cfg.zones),
-                          fail_closed=not cfg.enable or not (vouched or cfg.fail_open))
+                          zones=list(cfg.zones), fail_closed=fail_closed)
 
     def process_frames(self, frames, cfg=PipelineConfig()):
         """Return the output frames (RGB) for a list of clean RGB frames of the built size."""

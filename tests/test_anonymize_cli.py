@@ -1,0 +1,161 @@
+"""`obscura anonymize` and the host API on real media (model backend: the sim backend runs the
+same through the RTL and is covered by its own test)."""
+
+import fractions
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+import obscura
+from conftest import SHARED
+from obscura.cli import main
+from obscura.evaluate import iou
+
+PHOTO = SHARED / "faces-dlib" / "2008_002506.jpg"
+VIDEO = SHARED / "video" / "hamilton-640x360.mp4"
+
+
+def make_clip(path, n=12, start=100):
+    """A short real clip with audio: frames start..start+n of the dev video, re-encoded, with
+    the opening stretch of its audio (copied) and a GPS-like metadata tag."""
+    with av.open(str(VIDEO)) as inp, av.open(str(path), "w") as out:
+        out.metadata["location"] = "+48.8582+002.2945/"
+        vin, ain = inp.streams.video[0], inp.streams.audio[0]
+        vout = out.add_stream("libx264", rate=vin.average_rate)
+        vout.width, vout.height, vout.pix_fmt = vin.width, vin.height, "yuv420p"
+        aout = out.add_stream_from_template(ain)
+        frames = []
+        for k, f in enumerate(inp.decode(vin)):
+            if k >= start:
+                frames.append(f.to_ndarray(format="rgb24"))
+            if len(frames) == n:
+                break
+        for i, rgb in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            vf.pts, vf.time_base = i, fractions.Fraction(1, 1) / vin.average_rate
+            for p in vout.encode(vf):
+                out.mux(p)
+        for p in vout.encode():
+            out.mux(p)
+        seconds = n / float(vin.average_rate)
+        with av.open(str(VIDEO)) as again:          # a fresh demuxer: seek(0) lands late
+            packets = list(again.demux(again.streams.audio[0]))
+        for packet in packets:
+            if packet.dts is None:
+                continue
+            if packet.pts * packet.time_base > seconds:
+                break
+            packet.stream = aout
+            out.mux(packet)
+    return frames
+
+
+@pytest.fixture()
+def clip(tmp_path, shared_data):
+    path = tmp_path / "clip.mp4"
+    frames = make_clip(path)
+    return path, frames
+
+
+def test_image_faces_are_masked(tmp_path, shared_data):
+    out = tmp_path / "out" / "photo.jpg"
+    assert main(["anonymize", str(PHOTO), "-o", str(out), "--backend", "model", "-q"]) == 0
+    src, got = cv2.imread(str(PHOTO)), cv2.imread(str(out))
+    assert got.shape == src.shape
+    for x0, y0, x1, y1 in [(329, 78, 438, 187), (224, 95, 315, 186), (125, 65, 215, 156)]:
+        face_src, face_out = src[y0:y1, x0:x1].astype(int), got[y0:y1, x0:x1].astype(int)
+        assert np.abs(face_src - face_out).mean() > 8, "face left visible"
+    assert not list(out.parent.glob(".*")), "temporary file left behind"
+
+
+def test_video_keeps_frames_rate_audio_and_drops_metadata(tmp_path, clip):
+    path, frames = clip
+    out = tmp_path / "anon.mp4"
+    assert main(["anonymize", str(path), "-o", str(out), "--backend", "model", "-q",
+                 "--mode", "solid", "--color", "255,0,255"]) == 0
+    with av.open(str(path)) as a, av.open(str(out)) as b:
+        assert b.streams.video[0].frames == a.streams.video[0].frames == len(frames)
+        assert b.streams.video[0].average_rate == a.streams.video[0].average_rate
+        assert len(b.streams.audio) == 1
+        assert "location" not in b.metadata
+        got = [f.to_ndarray(format="rgb24") for f in b.decode(video=0)]
+    # Frames 0 and 1 are filled entirely (fail closed until the detector has vouched).
+    assert np.abs(got[0].astype(int) - [255, 0, 255]).mean() < 12
+    magenta = (np.abs(got[5].astype(int) - [255, 0, 255]).sum(2) < 60).mean()
+    assert 0.005 < magenta < 0.5          # faces filled, the rest of the frame shown
+
+
+def test_never_overwrites_the_input(tmp_path, shared_data):
+    src = tmp_path / "p.jpg"
+    src.write_bytes(PHOTO.read_bytes())
+    before = src.read_bytes()
+    assert main(["anonymize", str(src), "-o", str(src), "--backend", "model", "-q"]) == 1
+    assert src.read_bytes() == before
+
+
+def test_corrupt_video_fails_cleanly_and_leaves_nothing(tmp_path, clip):
+    path, _ = clip
+    bad = tmp_path / "bad.mp4"
+    data = path.read_bytes()
+    bad.write_bytes(data[: len(data) // 3])
+    good = tmp_path / "good.jpg"
+    good.write_bytes(PHOTO.read_bytes())
+    out = tmp_path / "out"
+    code = main(["anonymize", str(bad), str(good), "-o", str(out), "--backend", "model",
+                 "-q"])
+    assert (out / "good.jpg").exists()
+    assert code == 1                     # the bad video failed, the image was still done
+    leftovers = [p for p in out.rglob("*") if p.name.startswith(".")]
+    assert not leftovers
+
+
+def test_folder_tree_is_mirrored_and_other_files_skipped(tmp_path, shared_data, capsys):
+    tree = tmp_path / "in"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "sub" / "a.jpg").write_bytes(PHOTO.read_bytes())
+    (tree / "notes.txt").write_text("not media")
+    out = tmp_path / "out"
+    assert main(["anonymize", str(tree), "-o", str(out), "--backend", "model", "-q"]) == 0
+    assert (out / "in" / "sub" / "a.jpg").exists()
+    assert "skipped" in capsys.readouterr().err
+
+
+def test_api_still_image_applies_its_own_detections(shared_data):
+    img = cv2.imread(str(PHOTO))
+    with obscura.open("model") as acc:
+        acc.configure(mode="solid", color=(0, 255, 0))
+        out = acc.process_image(img)
+        boxes = acc.boxes
+    assert any(iou(b, (329, 78, 438, 187)) > 0.3 for b in boxes)
+    assert (out[130, 380] == [0, 255, 0]).all()        # inside a face (BGR green)
+
+
+def test_pynq_without_a_board_says_what_to_do():
+    with pytest.raises(obscura.BackendError, match="PYNQ board"):
+        obscura.open("pynq:overlay.bit")
+
+
+def test_bad_settings_are_refused():
+    acc = obscura.open("model")
+    with pytest.raises(obscura.ObscuraError, match="mode must be"):
+        acc.configure(mode="pixelate")
+    with pytest.raises(obscura.ObscuraError, match="8 privacy zones"):
+        acc.configure(zones=[(0, 0, 1, 1)] * 9)
+
+
+def test_sim_backend_is_the_rtl_and_equals_the_model():
+    """The API's `sim` backend runs the Verilator model of the whole pipeline and gives the
+    model backend's output bit for bit (a small real frame, its own cascade)."""
+    from conftest import astronaut_rgb
+    img = np.ascontiguousarray(cv2.resize(astronaut_rgb()[0:240, 60:380], (160, 120),
+                                          interpolation=cv2.INTER_AREA)[..., ::-1])
+    outs = {}
+    for backend in ("sim", "model"):
+        with obscura.open(backend, cascade="frontalface_alt", quiet=True) as acc:
+            acc.configure(mode="blur")
+            outs[backend] = acc.process_image(img)
+            assert acc.boxes, f"{backend}: no face tracked"
+    assert (outs["sim"] == outs["model"]).all()
+    assert (outs["sim"] != img).any()
