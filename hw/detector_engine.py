@@ -177,17 +177,22 @@ class CascadeEngine(wiring.Component):
                      r1.last.eq(r0_b == ws_l),
                      r1_sel.eq(Cat(iy[0], iy1[0], ix[0], ix1[0])),
                      r1_fx.eq(sx[8:16]), r1_fy.eq(fy)]
-        # R1 -> R2: the four neighbours, horizontal interpolation.
+        # R1 -> R1B: the four neighbours, registered (block RAM clock-to-out and bank select).
         def bank(pr_sel, pc_sel):
             return Mux(pr_sel, Mux(pc_sel, fs_rd[1][1].data, fs_rd[1][0].data),
                        Mux(pc_sel, fs_rd[0][1].data, fs_rd[0][0].data))
-        p00, p01 = bank(r1_sel[0], r1_sel[2]), bank(r1_sel[0], r1_sel[3])
-        p10, p11 = bank(r1_sel[1], r1_sel[2]), bank(r1_sel[1], r1_sel[3])
+        r1b = Signal(r_meta)
+        p00, p01, p10, p11 = (Signal(8, name=f"p{n}") for n in ("00", "01", "10", "11"))
+        r1b_fx, r1b_fy = Signal(8), Signal(8)
+        m.d.sync += [r1b.eq(r1), r1b_fx.eq(r1_fx), r1b_fy.eq(r1_fy),
+                     p00.eq(bank(r1_sel[0], r1_sel[2])), p01.eq(bank(r1_sel[0], r1_sel[3])),
+                     p10.eq(bank(r1_sel[1], r1_sel[2])), p11.eq(bank(r1_sel[1], r1_sel[3]))]
+        # R1B -> R2: horizontal interpolation.
         r2 = Signal(r_meta)
         top, bot, r2_fy = Signal(17), Signal(17), Signal(8)
-        m.d.sync += [r2.eq(r1), r2_fy.eq(r1_fy),
-                     top.eq(p00 * (256 - r1_fx) + p01 * r1_fx),
-                     bot.eq(p10 * (256 - r1_fx) + p11 * r1_fx)]
+        m.d.sync += [r2.eq(r1b), r2_fy.eq(r1b_fy),
+                     top.eq(p00 * (256 - r1b_fx) + p01 * r1b_fx),
+                     bot.eq(p10 * (256 - r1b_fx) + p11 * r1b_fx)]
         # R2 -> R3: vertical interpolation; colsum read for the column.
         r3 = Signal(r_meta)
         pix = Signal(8)
@@ -225,18 +230,24 @@ class CascadeEngine(wiring.Component):
         nf_addr_b = ((Mux(n0_phase, bot_slot, top_slot) + n0_x + win_w - 1) & ring_mask)
         n1_valid, n1_phase, n1_i = Signal(), Signal(), Signal(COORD_BITS)
         m.d.sync += [n1_valid.eq(n0_valid), n1_phase.eq(n0_phase), n1_i.eq(n0_i)]
+        # N1B: the four ring outputs registered before any arithmetic (timing).
+        n1b_valid, n1b_phase, n1b_i = Signal(), Signal(), Signal(COORD_BITS)
+        ra_s, rb_s = Signal(SUM_BITS), Signal(SUM_BITS)
+        ra_q, rb_q = Signal(SQSUM_BITS), Signal(SQSUM_BITS)
+        m.d.sync += [n1b_valid.eq(n1_valid), n1b_phase.eq(n1_phase), n1b_i.eq(n1_i),
+                     ra_s.eq(rs_a.data), rb_s.eq(rs_b.data), ra_q.eq(rq_a.data),
+                     rb_q.eq(rq_b.data)]
         tl_s, tr_s, tl_q, tr_q = (Signal(SUM_BITS), Signal(SUM_BITS), Signal(SQSUM_BITS),
                                   Signal(SQSUM_BITS))
         n2_valid, n2_i = Signal(), Signal(COORD_BITS)
         s_win, q_win = Signal(SUM_BITS), Signal(SQSUM_BITS)
         m.d.sync += n2_valid.eq(0)
-        with m.If(n1_valid & ~n1_phase):
-            m.d.sync += [tl_s.eq(rs_a.data), tr_s.eq(rs_b.data), tl_q.eq(rq_a.data),
-                         tr_q.eq(rq_b.data)]
-        with m.If(n1_valid & n1_phase):
-            m.d.sync += [n2_valid.eq(1), n2_i.eq(n1_i),
-                         s_win.eq((tl_s - tr_s - rs_a.data + rs_b.data)[:SUM_BITS]),
-                         q_win.eq((tl_q - tr_q - rq_a.data + rq_b.data)[:SQSUM_BITS])]
+        with m.If(n1b_valid & ~n1b_phase):
+            m.d.sync += [tl_s.eq(ra_s), tr_s.eq(rb_s), tl_q.eq(ra_q), tr_q.eq(rb_q)]
+        with m.If(n1b_valid & n1b_phase):
+            m.d.sync += [n2_valid.eq(1), n2_i.eq(n1b_i),
+                         s_win.eq((tl_s - tr_s - ra_s + rb_s)[:SUM_BITS]),
+                         q_win.eq((tl_q - tr_q - ra_q + rb_q)[:SQSUM_BITS])]
         n3_valid, n3_i = Signal(), Signal(COORD_BITS)
         aq, ss = Signal(SQSUM_BITS + _bits(area)), Signal(2 * SUM_BITS)
         m.d.sync += [n3_valid.eq(n2_valid), n3_i.eq(n2_i), aq.eq(q_win * area),
@@ -316,20 +327,37 @@ class CascadeEngine(wiring.Component):
         e2_last, e2_wait = Signal(), Signal()
         m.d.sync += [e2_valid.eq(e1_valid), e2_w.eq(e1.w),
                      e2_last.eq(e1.last), e2_wait.eq(e1.wait)]
-        fresh = Signal(init=1)                # the next pair starts a node
-        acc = Signal(SUM_BITS)
+        # E2R: the ring and node ROM outputs are registered first (block RAM clock-to-out and
+        # the output multiplexer of a memory split over several block RAMs fill a clock).
         values = [rs_a.data, rs_b.data] + [p.data for p in rs_more]
-        part = sum(v * e2_w[k] for k, v in enumerate(values))[:SUM_BITS]
+        e2r = [Signal(SUM_BITS, name=f"e2r_v{k}") for k in range(K)]
+        e2r_valid, e2r_last, e2r_wait = Signal(), Signal(), Signal()
+        e2r_w = Signal(data.ArrayLayout(signed(WEIGHT_BITS), K))
+        e2r_node = Signal(node_layout)
+        m.d.sync += [e2r_valid.eq(e2_valid), e2r_last.eq(e2_last), e2r_wait.eq(e2_wait),
+                     e2r_w.eq(e2_w), e2r_node.eq(node_rd.data)]
+        m.d.sync += [r.eq(v) for r, v in zip(e2r, values)]
+        # E2P: weighted corners (weights -4..4), modulo 2**SUM_BITS.
+        e2p = [Signal(SUM_BITS, name=f"e2p_p{k}") for k in range(K)]
+        e2p_valid, e2p_last, e2p_wait = Signal(), Signal(), Signal()
+        e2p_node = Signal(node_layout)
+        m.d.sync += [e2p_valid.eq(e2r_valid), e2p_last.eq(e2r_last), e2p_wait.eq(e2r_wait),
+                     e2p_node.eq(e2r_node)]
+        m.d.sync += [p.eq((v * e2r_w[k])[:SUM_BITS]) for k, (p, v) in enumerate(zip(e2p, e2r))]
+        # E2S: the node's running sum.
+        fresh = Signal(init=1)                # the next group starts a node
+        acc = Signal(SUM_BITS)
+        part = sum(e2p)[:SUM_BITS]
         acc_new = (Mux(fresh, 0, acc) + part)[:SUM_BITS]
         e3_valid, e3_wait = Signal(), Signal()
         fsum = Signal(signed(SUM_BITS))
         e3_node = Signal(node_layout)
         m.d.sync += e3_valid.eq(0)
-        with m.If(e2_valid):
-            m.d.sync += [acc.eq(acc_new), fresh.eq(e2_last)]
-            with m.If(e2_last):
-                m.d.sync += [e3_valid.eq(1), e3_wait.eq(e2_wait), fsum.eq(acc_new),
-                             e3_node.eq(node_rd.data)]
+        with m.If(e2p_valid):
+            m.d.sync += [acc.eq(acc_new), fresh.eq(e2p_last)]
+            with m.If(e2p_last):
+                m.d.sync += [e3_valid.eq(1), e3_wait.eq(e2p_wait), fsum.eq(acc_new),
+                             e3_node.eq(e2p_node)]
         # E3: the two sides of `fsum * 2**NODE_FRAC < t_q * nf`
         e4_valid, e4_wait = Signal(), Signal()
         lhs = Signal(signed(SUM_BITS + NODE_FRAC))
