@@ -94,6 +94,7 @@ class Grouper(wiring.Component):
         idx = Signal(range(nmax + 1))
         lo, hi = Signal(ib), Signal(ib)
         p_la, p_lb, p_sim = Signal(ib), Signal(ib), Signal()
+        p_sa, p_sb, p_ma, p_mb = (Signal(Rect, name=f"p_{n}") for n in ("sa", "sb", "ma", "mb"))
         c1, c2 = Signal(cl_layout), Signal(cl_layout)
         finished = Signal()
         with m.If(self.finish):
@@ -153,16 +154,18 @@ class Grouper(wiring.Component):
                 # One seed a clock: read (R), compare into a register (C), decide (D); the
                 # block RAM output and the comparison never share a clock.
                 rd_valid, rd_idx = Signal(), Signal(range(nmax + 1))
+                d_valid, d_idx, d_seed = Signal(), Signal(range(nmax + 1)), Signal(Rect)
                 c_valid, c_idx, c_sim = Signal(), Signal(range(nmax + 1)), Signal()
                 m.d.comb += seed_a.addr.eq(i)
-                m.d.sync += [rd_valid.eq(0), c_valid.eq(rd_valid), c_idx.eq(rd_idx),
-                             c_sim.eq(similar(seed_a.data, r))]
+                m.d.sync += [rd_valid.eq(0), d_valid.eq(rd_valid), d_idx.eq(rd_idx),
+                             d_seed.eq(seed_a.data), c_valid.eq(d_valid), c_idx.eq(d_idx),
+                             c_sim.eq(similar(d_seed, r))]
                 with m.If(c_valid & c_sim):
-                    m.d.sync += [c_valid.eq(0), idx.eq(c_idx)]
+                    m.d.sync += [d_valid.eq(0), c_valid.eq(0), idx.eq(c_idx)]
                     m.next = "ADD"
                 with m.Elif(i < n):
                     m.d.sync += [rd_valid.eq(1), rd_idx.eq(i), i.eq(i + 1)]
-                with m.Elif(~rd_valid & ~c_valid):
+                with m.Elif(~rd_valid & ~d_valid & ~c_valid):
                     m.next = "NEW"
             with m.State("ADD"):
                 m.d.comb += acc_r.addr.eq(idx)
@@ -209,12 +212,14 @@ class Grouper(wiring.Component):
                     m.d.sync += [idx.eq(0), nc.eq(0)]
                     m.next = "MERGE_RD"
                 with m.Else():
-                    m.next = "PAIR_REG"
+                    m.next = "PAIR_DATA"
+            with m.State("PAIR_DATA"):
+                # Block RAM outputs registered, then compared, then acted on (timing).
+                m.d.sync += [p_la.eq(lab_a.data), p_lb.eq(lab_b.data), p_sa.eq(seed_a.data),
+                             p_sb.eq(seed_b.data), p_ma.eq(mean_a.data), p_mb.eq(mean_b.data)]
+                m.next = "PAIR_REG"
             with m.State("PAIR_REG"):
-                # Register the comparisons of the block RAM outputs (timing).
-                m.d.sync += [p_la.eq(lab_a.data), p_lb.eq(lab_b.data),
-                             p_sim.eq(similar(seed_a.data, seed_b.data) |
-                                      similar(mean_a.data, mean_b.data))]
+                m.d.sync += p_sim.eq(similar(p_sa, p_sb) | similar(p_ma, p_mb))
                 m.next = "PAIR_CMP"
             with m.State("PAIR_CMP"):
                 la, lb = p_la, p_lb
