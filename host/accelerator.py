@@ -57,6 +57,9 @@ class Accelerator:
         self._dev = None
         self._size = None
         self.frames = 0
+        #: One record per processed frame (no pixels): tracked boxes, whether it was filled
+        #: entirely (fail closed) and why.
+        self.frame_log = []
 
     # ------------------------------------------------------------------ context manager
     def __enter__(self):
@@ -144,8 +147,19 @@ class Accelerator:
         rgb = np.ascontiguousarray(frame[..., ::-1])
         if self.backend == "model":
             out = dev.process_frames([rgb], self.config)[0]
+            filled = dev.masks[-1][0]
         else:
+            before = dev.read("FAILED_CLOSED")
             out = dev.process_frames([rgb])[0]
+            filled = dev.read("FAILED_CLOSED") != before
+        reason = None
+        if filled:
+            reason = ("disabled" if not self.config.enable else
+                      "startup: no frame analysed yet" if self.frames < 2 else
+                      "the detector could not vouch for the frame before last (overrun, "
+                      "malformed frame or more faces than the tracker takes)")
+        self.frame_log.append({"boxes": len(self.boxes), "fail_closed": bool(filled),
+                               "reason": reason})
         self.frames += 1
         return np.ascontiguousarray(out[..., ::-1])
 

@@ -116,6 +116,7 @@ def cmd_anonymize(args):
                   margin=args.margin, hold=args.hold, zones=args.zone or [],
                   min_neighbors=args.min_neighbors)
     failed = 0
+    records = []
     with acc:
         live_inputs = [i for i in args.inputs if i.isdigit() or "://" in i]
         files = [i for i in args.inputs if i not in live_inputs]
@@ -129,7 +130,11 @@ def cmd_anonymize(args):
         for path in skipped:
             print(f"obscura: skipped {path} (not an image or video)", file=sys.stderr)
         for src, dest in jobs:
+            start = len(acc.frame_log)
             try:
+                if dest.exists() and not args.overwrite:
+                    raise ObscuraError(f"{dest} exists; pass --overwrite to replace it")
+
                 def progress(n, src=src):
                     if not args.quiet and n % 25 == 0:
                         print(f"\r{src}: {n} frames", end="", file=sys.stderr, flush=True)
@@ -138,10 +143,59 @@ def cmd_anonymize(args):
                                    crf=args.crf, progress=progress)
                 if not args.quiet:
                     print(f"\r{src} -> {dest}: {n} frame(s)", file=sys.stderr, flush=True)
+                records.append(_audit_record(src, dest, acc.frame_log[start:]))
             except ObscuraError as exc:
                 print(f"\nobscura: error: {exc}", file=sys.stderr, flush=True)
+                records.append({"input": str(src), "error": str(exc)})
                 failed += 1
+    if args.report:
+        _write_report(args, records)
     return 1 if failed else 0
+
+
+def _sha256(path):
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _audit_record(src, dest, log):
+    """What was done to one input: hashes, frames, boxes, fail-closed frames. No pixels."""
+    return {"input": str(src), "input_sha256": _sha256(src), "output": str(dest),
+            "output_sha256": _sha256(dest), "frames": len(log),
+            "boxes_per_frame": [r["boxes"] for r in log],
+            "fail_closed_frames": [{"frame": k, "reason": r["reason"]}
+                                   for k, r in enumerate(log) if r["fail_closed"]]}
+
+
+def _git_hash():
+    import subprocess
+    from pathlib import Path
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).resolve().parent, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def _write_report(args, records):
+    import os
+    import tempfile
+    from pathlib import Path
+    settings = {k: getattr(args, k) for k in (
+        "mode", "shape", "block", "color", "margin", "hold", "zone", "cascade",
+        "min_neighbors", "codec", "crf", "no_audio", "keep_metadata")}
+    report = {"tool": "obscura", "version": __version__, "rtl_git": _git_hash(),
+              "backend": args.backend, "settings": settings, "inputs": records}
+    path = Path(args.report)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(report, f, indent=2)
+    os.replace(tmp, path)
 
 
 def cmd_info(args):
@@ -217,6 +271,11 @@ def build_parser():
     p.add_argument("--no-audio", action="store_true", help="drop the audio track")
     p.add_argument("--keep-metadata", action="store_true",
                    help="keep container metadata (GPS, creation time, device tags)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--report", metavar="RUN.json",
+                   help="write an audit record: version, RTL git hash, backend, settings, "
+                        "per input the sha256 of input and output, frames, boxes per frame, "
+                        "fail-closed frames and why (no pixels)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
     p.set_defaults(func=cmd_anonymize)
 

@@ -159,3 +159,20 @@ def test_sim_backend_is_the_rtl_and_equals_the_model():
             assert acc.boxes, f"{backend}: no face tracked"
     assert (outs["sim"] == outs["model"]).all()
     assert (outs["sim"] != img).any()
+
+
+def test_existing_output_needs_overwrite_and_report_is_written(tmp_path, shared_data):
+    import json
+    out, report = tmp_path / "a.jpg", tmp_path / "run.json"
+    args = ["anonymize", str(PHOTO), "-o", str(out), "--backend", "model", "-q"]
+    assert main(args + ["--report", str(report)]) == 0
+    first = out.read_bytes()
+    rec = json.loads(report.read_text())
+    (item,) = rec["inputs"]
+    assert rec["backend"] == "model" and rec["settings"]["mode"] == "mosaic"
+    assert item["frames"] == 3 and item["boxes_per_frame"][-1] >= 3
+    assert [f["frame"] for f in item["fail_closed_frames"]] == [0, 1]
+    assert len(item["input_sha256"]) == 64 and item["output_sha256"] != item["input_sha256"]
+    assert main(args) == 1 and out.read_bytes() == first       # refused, untouched
+    assert main(args + ["--overwrite", "--mode", "solid"]) == 0
+    assert out.read_bytes() != first
