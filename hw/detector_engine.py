@@ -314,19 +314,31 @@ class CascadeEngine(wiring.Component):
         e1_valid = Signal()
         m.d.comb += pair_rd.addr.eq(pair_addr)
         m.d.sync += e1_valid.eq(issue)
-        e1 = pair_rd.data
-        kill = e1_valid & e1.last & e1.wait
-        eval_addr_a = (origin + e1.off[0]) & ring_mask
-        eval_addr_b = (origin + e1.off[1]) & ring_mask
+        # E1R: the cascade program's output registered (a memory of dozens of block RAMs).
+        # A tree node's last group stops the sequencer (`kill`) and cancels the group issued
+        # behind it; the node's comparison later says where to go on.
+        e1r = Signal(pair_layout)
+        e1r_valid = Signal()
+        kill = e1r_valid & e1r.last & e1r.wait
+        m.d.sync += [e1r.eq(pair_rd.data), e1r_valid.eq(e1_valid & ~kill)]
+        # E1A: corner addresses, registered before they fan out to the ring's block RAMs.
+        ea = [Signal(self.ring_bits, name=f"ea{k}") for k in range(K)]
+        e1a_valid, e1a_last, e1a_wait = Signal(), Signal(), Signal()
+        e1a_w = Signal(data.ArrayLayout(signed(WEIGHT_BITS), K))
+        e1a_node = Signal.like(e1r.node)
+        m.d.sync += [e1a_valid.eq(e1r_valid), e1a_last.eq(e1r.last), e1a_wait.eq(e1r.wait),
+                     e1a_w.eq(e1r.w), e1a_node.eq(e1r.node)]
+        m.d.sync += [a.eq((origin + e1r.off[k]) & ring_mask) for k, a in enumerate(ea)]
+        eval_addr_a, eval_addr_b = ea[0], ea[1]
         for k, port in enumerate(rs_more):
-            m.d.comb += port.addr.eq((origin + e1.off[2 + k]) & ring_mask)
-        m.d.comb += node_rd.addr.eq(e1.node)
-        # E2: weighted corners
+            m.d.comb += port.addr.eq(ea[2 + k])
+        m.d.comb += node_rd.addr.eq(e1a_node)
+        # E2: ring and node ROM data arrive
         e2_valid = Signal()
         e2_w = Signal(data.ArrayLayout(signed(WEIGHT_BITS), K))
         e2_last, e2_wait = Signal(), Signal()
-        m.d.sync += [e2_valid.eq(e1_valid), e2_w.eq(e1.w),
-                     e2_last.eq(e1.last), e2_wait.eq(e1.wait)]
+        m.d.sync += [e2_valid.eq(e1a_valid), e2_w.eq(e1a_w),
+                     e2_last.eq(e1a_last), e2_wait.eq(e1a_wait)]
         # E2R: the ring and node ROM outputs are registered first (block RAM clock-to-out and
         # the output multiplexer of a memory split over several block RAMs fill a clock).
         values = [rs_a.data, rs_b.data] + [p.data for p in rs_more]

@@ -126,3 +126,11 @@ def test_frame_smaller_than_the_window_is_refused():
     with pytest.raises(CascadeError, match="not larger than"):
         Detector(40, 40, "frontalface_default")
 
+
+
+def test_tree_cascade_alt2_bit_exact():
+    """alt2's weak classifiers are two-node trees: the sequencer waits on each node's
+    comparison and jumps to the chosen child."""
+    sim = DetectorSim(160, 120, "frontalface_alt2")
+    for shift in (0, 5):
+        check(sim, small_frame(shift), frame=shift, cascade="frontalface_alt2")
