@@ -60,8 +60,15 @@ class Tracker(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         n = self.num_slots
-        slots = Array(self.slots[i] for i in range(n))
-        regions = Array(self.regions[i] for i in range(n))
+        # One signal per slot and per region, driven onto the wide output ports statically: a
+        # dynamically indexed field of one wide vector simulates as a wide shift (slow in
+        # Verilator), a case over separate signals does not.
+        slot_regs = [Signal(SlotState, name=f"slot{i}") for i in range(n)]
+        region_regs = [Signal(Region, name=f"region{i}") for i in range(n)]
+        m.d.comb += [self.slots[i].eq(slot_regs[i]) for i in range(n)]
+        m.d.comb += [self.regions[i].eq(region_regs[i]) for i in range(n)]
+        slots = Array(slot_regs)
+        regions = Array(region_regs)
         latches = self.latches           # frames the mask unit has started since reset
         with m.If(self.frame_start):
             m.d.sync += latches.eq(latches + 1)
