@@ -16,6 +16,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In
 
+from .axil import AxiLiteSlave, axil_ports
 from .axis import axis_ports, connect_axis_out
 from .detector import Detector
 from .detector_model import DetectorParams
@@ -24,7 +25,7 @@ from .regs import RegisterFile, anonymizer_register_map, bus_signature
 from .tracker import Tracker
 from .types import Geometry, Pixel
 
-__all__ = ["Anonymizer", "DELAY"]
+__all__ = ["Anonymizer", "AnonymizerAxi", "DELAY"]
 
 #: Clocks every pixel waits between the detector's tap and the mask unit: more than the
 #: tracker needs to apply a frame's results (32 detections x 36 clocks + 2 x 32 slot passes).
@@ -127,4 +128,36 @@ class Anonymizer(wiring.Component):
                 inputs[f"SLOT{i}_B"].eq(sl.x1 | (sl.y1 << 16) | (sl.valid << 31)),
                 inputs[f"SLOT{i}_C"].eq(Cat(sl.vx, sl.vy, sl.hits, sl.age)),
             ]
+        return m
+
+
+class AnonymizerAxi(wiring.Component):
+    """`Anonymizer` with an AXI4-Lite slave (`s_axil_*`) for the register map: the top for
+    PYNQ and for the cocotb bench with cocotbext-axi's AxiLiteMaster."""
+
+    def __init__(self, *args, **kwargs):
+        self.core = Anonymizer(*args, **kwargs)
+        members = axis_ports()
+        members.update(axil_ports("s_axil"))
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.core = core = self.core
+        m.submodules.axil = axil = AxiLiteSlave()
+        for name in self.signature.members:
+            if name.startswith("s_axis") or name.startswith("m_axis"):
+                port, core_port = getattr(self, name), getattr(core, name)
+                if self.signature.members[name].flow == In:
+                    m.d.comb += core_port.eq(port)
+                else:
+                    m.d.comb += port.eq(core_port)
+            elif name.startswith("s_axil"):
+                port, sub = getattr(self, name), getattr(axil, name)
+                if self.signature.members[name].flow == In:
+                    m.d.comb += sub.eq(port)
+                else:
+                    m.d.comb += port.eq(sub)
+        m.d.comb += [core.reg_addr.eq(axil.bus.addr), core.reg_wdata.eq(axil.bus.wdata),
+                     core.reg_we.eq(axil.bus.we), axil.bus.rdata.eq(core.reg_rdata)]
         return m
