@@ -3,15 +3,15 @@ registers (reset values from the register table, round trips, zones, tracker slo
 AXI4-Stream source and sink for video with idle cycles and backpressure, output checked bit for
 bit against `PipelineModel`."""
 
-import itertools
 import os
 import random
 
 import cocotb
 import cv2
 import numpy as np
+import tb_common
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.triggers import ClockCycles
 from cocotbext.axi import (
     AxiLiteBus,
     AxiLiteMaster,
@@ -50,11 +50,7 @@ class TB:
         self.sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis"), dut.clk, dut.rst)
 
     async def reset(self):
-        self.dut.rst.value = 1
-        for _ in range(3):
-            await RisingEdge(self.dut.clk)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
+        await tb_common.reset(self.dut)
 
     async def read(self, name):
         return int.from_bytes((await self.axil.read(REG[name], 4)).data, "little")
@@ -63,14 +59,7 @@ class TB:
         await self.axil.write(offset, int(value).to_bytes(4, "little"))
 
     def pace(self, idle, backpressure, seed=1):
-        rng = random.Random(seed)
-        for port, chance in ((self.source, idle), (self.sink, backpressure)):
-            if chance:
-                port.set_pause_generator(itertools.cycle(
-                    [rng.random() < chance for _ in range(1000)]))
-            else:
-                port.set_pause_generator(None)
-                port.pause = False
+        tb_common.pace(self.source, self.sink, idle, backpressure, seed)
 
     async def frame(self, rgb):
         """Send one RGB frame, collect its output, wait for the detector to finish."""

@@ -2,15 +2,14 @@
 with idle cycles), detection records out through `m_det_*` (sink, with backpressure), checked
 against `detector_model`; and a frame that arrives before the previous analysis finished."""
 
-import itertools
 import os
-import random
 
 import cocotb
 import cv2
 import numpy as np
+import tb_common
 from cocotb.clock import Clock
-from cocotb.triggers import RisingEdge, SimTimeoutError, with_timeout
+from cocotb.triggers import SimTimeoutError, with_timeout
 from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
 
 from obscura.hw.detector_model import detect
@@ -37,21 +36,10 @@ class TB:
         dut.min_neighbors.value = 3
 
     async def reset(self):
-        self.dut.rst.value = 1
-        for _ in range(3):
-            await RisingEdge(self.dut.clk)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
+        await tb_common.reset(self.dut)
 
     def pace(self, idle, backpressure, seed=1):
-        rng = random.Random(seed)
-        for port, chance in ((self.source, idle), (self.sink, backpressure)):
-            if chance:
-                port.set_pause_generator(itertools.cycle(
-                    [rng.random() < chance for _ in range(1000)]))
-            else:
-                port.set_pause_generator(None)
-                port.pause = False
+        tb_common.pace(self.source, self.sink, idle, backpressure, seed)
 
     async def send(self, rgb):
         bgr = rgb[..., ::-1]

@@ -8,6 +8,7 @@ import random
 
 import cocotb
 import numpy as np
+import tb_common
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge, SimTimeoutError, with_timeout
 from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
@@ -37,22 +38,10 @@ class TB:
         dut.reg_wdata.value = 0
 
     async def reset(self):
-        self.dut.rst.value = 1
-        for _ in range(3):
-            await RisingEdge(self.dut.clk)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
+        await tb_common.reset(self.dut)
 
     def set_idle_and_backpressure(self, idle, backpressure, seed):
-        rng = random.Random(seed)
-        for port, chance, period in ((self.source, idle, 997), (self.sink, backpressure, 1009)):
-            if chance:
-                port.set_pause_generator(itertools.cycle(
-                    [rng.random() < chance for _ in range(period)]))
-            else:
-                # Stopping a generator leaves `pause` as it last was: clear it explicitly.
-                port.set_pause_generator(None)
-                port.pause = False
+        tb_common.pace(self.source, self.sink, idle, backpressure, seed)
 
     async def write(self, addr, value):
         self.dut.reg_addr.value = addr
