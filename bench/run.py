@@ -257,14 +257,22 @@ def bench_detector_rtl(quick):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from synth import synthesize
     # At 1280x720 the double-buffered base image alone (2 x 640 x 360 bytes, 3.7 Mbit) is the
-    # whole block RAM of an LFE5U-85F, so the engine is placed at 640x360 input (320x180 base),
-    # the largest frame whose buffers fit beside the cascade and the integral ring.
-    for w, h in ((640, 360),):
-        syn = synthesize(Detector(w, h), f"detector_{w}x{h}",
-                         ROOT / "build" / "synth" / f"detector_{w}x{h}", freq_mhz=74.25)
+    # whole block RAM of an LFE5U-85F. 640x360 input is tried (it needs more block RAM than
+    # the 85F has: nextpnr refuses, and the reason is recorded); 320x240 gives Fmax and size.
+    attempts = {}
+    for w, h in ((640, 360), (320, 240)):
+        try:
+            syn = synthesize(Detector(w, h), f"detector_{w}x{h}",
+                             ROOT / "build" / "synth" / f"detector_{w}x{h}", freq_mhz=74.25)
+        except subprocess.CalledProcessError as exc:
+            attempts[f"{w}x{h}"] = {"failed": str(exc), "log": str(
+                ROOT / "build" / "synth" / f"detector_{w}x{h}" / "nextpnr.log")}
+            continue
+        attempts[f"{w}x{h}"] = syn
         res.update({"rtl_synth_geometry": f"{w}x{h}", "rtl_fmax_mhz": syn["fmax_mhz"],
                     "rtl_luts": syn["luts"], "rtl_ffs": syn["ffs"], "rtl_ebr": syn["ebr"],
-                    "rtl_dsp": syn["dsp"], "rtl_synthesis": syn})
+                    "rtl_dsp": syn["dsp"]})
+    res["rtl_synthesis"] = attempts
     return res
 
 
@@ -352,8 +360,11 @@ def bench_pipeline(quick):
     from obscura.hw.anonymizer import Anonymizer
     # The detector's buffers do not fit at 1280x720 (see the detector section): the whole top
     # is placed at 320x240, the size whose block RAM fits an LFE5U-85F.
-    syn = synthesize(Anonymizer(320, 240), "anonymizer_320x240",
-                     ROOT / "build" / "synth" / "anonymizer_320x240", freq_mhz=74.25)
+    try:
+        syn = synthesize(Anonymizer(320, 240), "anonymizer_320x240",
+                         ROOT / "build" / "synth" / "anonymizer_320x240", freq_mhz=74.25)
+    except subprocess.CalledProcessError as exc:
+        return {**res, "synthesis": None, "synthesis_reason": str(exc)}
     res.update({"synth_geometry": "320x240", "fmax_mhz": syn["fmax_mhz"], "luts": syn["luts"],
                 "lut_pct": syn["lut_pct"], "ffs": syn["ffs"], "ebr": syn["ebr"],
                 "dsp": syn["dsp"], "synthesis": syn})

@@ -111,9 +111,7 @@ class Anonymizer(wiring.Component):
 
         s = mask.status
         m.d.comb += [
-            inputs["STATUS"].eq(Cat(s.frame_ok, s.means_valid,
-                                    trk.pub_vouched & (trk.pub_frame == trk.latches),
-                                    det.busy)),
+            inputs["STATUS"].eq(Cat(s.frame_ok, s.means_valid, vouched, det.busy)),
             inputs["ERRORS"].eq(s.errors), inputs["FRAMES"].eq(s.frames),
             inputs["DET_FRAMES"].eq(det.frames), inputs["DET_OVERRUNS"].eq(det.overruns),
             inputs["DET_BAD"].eq(det.bad_frames), inputs["DET_CYCLES"].eq(det.frame_cycles),

@@ -120,7 +120,6 @@ class Detector(wiring.Component):
         wbuf = Signal()
         start = Signal()
         analysing = Signal()
-        grouping = Signal()
         m.d.comb += [engine.wr_buf.eq(wbuf), engine.start.eq(start), engine.start_buf.eq(~wbuf),
                      self.busy.eq(analysing)]
         m.d.sync += start.eq(0)
@@ -128,8 +127,6 @@ class Detector(wiring.Component):
         cycles = Signal(32)
         with m.If(analysing):
             m.d.sync += cycles.eq(cycles + 1)
-        with m.If(engine.done):
-            m.d.sync += grouping.eq(1)
 
         m.submodules.ends = ends = SyncFIFOBuffered(width=DetRecord.as_shape().size, depth=4)
         # The record's flags are separate signals assigned to it in one place: Verilator
@@ -147,15 +144,14 @@ class Detector(wiring.Component):
             with m.If(overrun_end):
                 # The next frame is here and this one is not finished: abandon it.
                 m.d.comb += [abort.eq(1), ends.w_en.eq(1), e_overrun.eq(1)]
-                m.d.sync += [self.overruns.eq(self.overruns + 1), analysing.eq(0),
-                             grouping.eq(0)] + latch
+                m.d.sync += [self.overruns.eq(self.overruns + 1), analysing.eq(0)] + latch
             with m.If(fe.frame_ok):
                 m.d.sync += [start.eq(1), wbuf.eq(~wbuf), analysing.eq(1), cycles.eq(0)]
             with m.Else():
                 m.d.sync += [self.bad_frames.eq(self.bad_frames + 1), bad_pending.eq(1)]
         with m.If(done_end):
             m.d.comb += [ends.w_en.eq(1), e_analysed.eq(1), e_overflow.eq(grouper.overflow != 0)]
-            m.d.sync += [self.frames.eq(self.frames + 1), grouping.eq(0)] + latch
+            m.d.sync += [self.frames.eq(self.frames + 1)] + latch
             with m.If(~(fe.frame_end & fe.frame_ok)):
                 m.d.sync += analysing.eq(0)
         # A bad frame's end record follows the (possible) overrun record a clock later.

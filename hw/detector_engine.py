@@ -306,7 +306,6 @@ class CascadeEngine(wiring.Component):
         stage = Signal(self.stage_bits)
         pair_addr = Signal(pair_bits + 1)
         hold = Signal()                       # waiting for a tree node's comparison
-        running = Signal()                    # the current stage is being issued
         origin = Signal(self.ring_bits)
         nf = Signal(NF_BITS)
         # E0: issue
@@ -456,7 +455,7 @@ class CascadeEngine(wiring.Component):
                     m.next = "WINDOW_NF"
             with m.State("WINDOW_NF"):
                 m.d.sync += [nf.eq(nf_r.data), stage.eq(0), pair_addr.eq(st_first[0]),
-                             stage_sum.eq(0), leaves.eq(0), hold.eq(0), running.eq(1),
+                             stage_sum.eq(0), leaves.eq(0), hold.eq(0),
                              fresh.eq(1),
                              origin.eq(((wy & (RING_ROWS - 1)) * stride + wx) & ring_mask),
                              self.windows.eq(self.windows + 1),
