@@ -461,9 +461,10 @@ def dev_images():
 def bench_privacy(quick):
     """Privacy check: OpenCV's Haar detector and deface on obscura's outputs (model backend,
     bit-exact with the RTL) of the dev photos in every mode and shape, and of the dev video."""
+    from privacy import PrivacyRun, side_by_side
+
     import obscura
     from obscura.evaluate import detectors
-    from privacy import PrivacyRun, side_by_side
 
     res = {"command": "make bench (bench/run.py: bench_privacy)",
            "method": "faces found again = detections on the anonymized frame overlapping "
