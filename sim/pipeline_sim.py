@@ -49,13 +49,15 @@ class PipelineSim:
     """Build (once) and open the Verilator model of `Anonymizer`."""
 
     def __init__(self, width=1280, height=720, cascade="frontalface_default", params=None,
-                 quiet=False):
+                 quiet=False, max_detections=32):
         self.width, self.height = width, height
         self.params = params or DetectorParams()
         self.regs = {r.name: r.offset for r in anonymizer_register_map()}
-        key = (width, height, cascade, self.params)
-        lib = build_model("anonymizer", lambda: Anonymizer(width, height, cascade, self.params),
-                          key, quiet=quiet)
+        key = (width, height, cascade, self.params) + (
+            (max_detections,) if max_detections != 32 else ())
+        lib = build_model("anonymizer", lambda: Anonymizer(
+            width, height, cascade, self.params, max_detections=max_detections), key,
+            quiet=quiet)
         self.dev = VerilatorStream(lib)
 
     def configure(self, cfg):
