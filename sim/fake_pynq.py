@@ -75,8 +75,10 @@ class SimulatedBoard:
         from obscura.hw.detector_model import DetectorParams
         from obscura.hw.pynq_top import ObscuraPynq
         self.width, self.height, self.cascade = width, height, cascade
-        if params is None:                 # what the host picks for this width (and the
-            from obscura.cli import auto_downscale   # overlay build: hw/pynq_export.py)
+        if params is None:
+            # What the host picks for this width, as the overlay build does
+            # (bitstreams/pynq-z2/export.py).
+            from obscura.cli import auto_downscale
             params = DetectorParams(downscale=auto_downscale(width))
         self.params = params
         self.mmio_cycles, self.hang_cycles = mmio_cycles, hang_cycles
