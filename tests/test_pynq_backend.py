@@ -248,3 +248,15 @@ def test_block_design_matches_the_backend_and_the_simulated_board():
     assert f"create_bd_cell -type ip -vlnv xilinx.com:ip:axi_dma:7.1 {DMA_NAME}" in tcl
     assert re.search(rf"create_bd_cell -type ip -vlnv \S+ {IP_NAME}\b", tcl)
     assert f"{fake_pynq.IP_BASE:#010X}".replace("0X", "0x") in tcl.replace("0X", "0x")
+
+
+def test_cli_without_a_board_exits_with_the_message(monkeypatch, tmp_path, capsys):
+    from obscura.cli import main
+    monkeypatch.setitem(sys.modules, "pynq", None)
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), astronaut_frames([0])[0])
+    code = main(["anonymize", str(src), "-o", str(tmp_path / "out.png"),
+                 "--backend", "pynq:/home/xilinx/obscura/obscura.bit"])
+    err = capsys.readouterr().err
+    assert code == 1 and "needs a PYNQ board image" in err and "Traceback" not in err
+    assert not (tmp_path / "out.png").exists()
