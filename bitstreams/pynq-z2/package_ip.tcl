@@ -84,9 +84,7 @@ set_property value rst [ipx::add_bus_parameter ASSOCIATED_RESET $clk]
 
 ipx::create_xgui_files $core
 ipx::update_checksums $core
-if {[llength [ipx::check_integrity -quiet $core]] != 0} {
-    ipx::check_integrity $core
-}
+ipx::check_integrity $core
 ipx::save_core $core
 close_project
 puts "obscura: IP packaged in $ip_dir (obscura.dev:obscura:obscura_pynq:1.0)"
