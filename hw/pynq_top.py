@@ -26,7 +26,7 @@ chip before its end was seen are not recalled: there is no frame buffer. The hos
 backend) therefore checks DMA_ERRORS after every frame and never returns such a frame.
 """
 
-from amaranth.hdl import Cat, Const, Module, ResetInserter, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Signal
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -139,12 +139,20 @@ class _Bridge(wiring.Component):
         m.d.comb += [
             self.m_axis_tvalid.eq(pad | core.m_axis_tvalid),
             core.m_axis_tready.eq(self.m_axis_tready & ~pad),
-            self.m_axis_tdata.eq(Cat(core.m_axis_tdata[:24], Const(0, 8))),
             self.m_axis_tlast.eq(c == N - 1), self.m_axis_tkeep.eq(0xF),
         ]
         fill_rgb = Cat(color[16:24], color[8:16], color[0:8])      # COLOR is r, g, b: B first
+        word = Signal(32)
+        m.d.comb += word.eq(Cat(core.m_axis_tdata[:24], Const(0, 8)))
         with m.If(pad | fill):
-            m.d.comb += self.m_axis_tdata.eq(Cat(fill_rgb, Const(0, 8)))
+            m.d.comb += word.eq(Cat(fill_rgb, Const(0, 8)))
+        # AXI4-Stream: a word offered and not taken stays as it is, even when an error or a
+        # COLOR write changes what the next word would be.
+        stalled = Signal()
+        held = Signal(32)
+        m.d.sync += [stalled.eq(self.m_axis_tvalid & ~self.m_axis_tready),
+                     held.eq(self.m_axis_tdata)]
+        m.d.comb += self.m_axis_tdata.eq(Mux(stalled, held, word))
         out_beat = self.m_axis_tvalid & self.m_axis_tready
         with m.If(out_beat):
             with m.If(c == N - 1):
