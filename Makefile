@@ -48,3 +48,22 @@ clean:
 
 docs: setup
 	$(PY) -m obscura.hw.regs > docs/registers.md.tmp && mv docs/registers.md.tmp docs/registers.md
+
+# PYNQ-Z2 overlay (bitstreams/pynq-z2/README.md): Verilog here, the IP and the bitstream with
+# Vivado when it is on PATH. Untested: no Vivado on the machines this project is built on.
+PYNQ_WIDTH   ?= 640
+PYNQ_HEIGHT  ?= 360
+PYNQ_CASCADE ?= frontalface_default
+PYNQ_OUT     := build/pynq-z2
+.PHONY: pynq-overlay
+pynq-overlay: setup
+	$(PY) bitstreams/pynq-z2/export.py --width $(PYNQ_WIDTH) --height $(PYNQ_HEIGHT) \
+	  --cascade $(PYNQ_CASCADE) --out $(PYNQ_OUT)
+	@command -v vivado >/dev/null 2>&1 || { echo "make pynq-overlay: vivado is not on PATH, \
+	so no bitstream was built. The Verilog is in $(PYNQ_OUT)/obscura_pynq.v; on a machine with \
+	Vivado run the steps in bitstreams/pynq-z2/README.md." >&2; exit 2; }
+	cd $(PYNQ_OUT) && vivado -mode batch -nojournal -log package_ip.log \
+	  -source $(abspath bitstreams/pynq-z2/package_ip.tcl) -tclargs obscura_pynq.v ip
+	cd $(PYNQ_OUT) && vivado -mode batch -nojournal -log block_design.log \
+	  -source $(abspath bitstreams/pynq-z2/block_design.tcl) -tclargs ip .
+	@echo "copy $(PYNQ_OUT)/obscura.bit and $(PYNQ_OUT)/obscura.hwh together to the board"

@@ -525,8 +525,126 @@ def bench_privacy(quick):
     return res
 
 
+#: Xilinx PG021 (AXI DMA v7.1), throughput at 100 MHz with 32-bit streams: MM2S about 399 MB/s,
+#: S2MM about 299 MB/s.
+PG021_MM2S_MBPS, PG021_S2MM_MBPS, PG021_CLOCK_MHZ = 399.0, 299.0, 100.0
+
+
+def pynq_throughput_model(detector_cycles_720p, fabric_mhz=100.0):
+    """Frames per second on a PYNQ-Z2 at 720p and 1080p: the pipeline (one pixel per clock),
+    the AXI DMA (PG021's rates, scaled to the fabric clock), the detector (clocks per analysed
+    frame), and which one limits."""
+    from obscura.cli import auto_downscale
+    out = {"fabric_clock_mhz": fabric_mhz, "bytes_per_pixel": 4,
+           "dma_rates_mb_s_at_100mhz": {"mm2s": PG021_MM2S_MBPS, "s2mm": PG021_S2MM_MBPS},
+           "detector_cycles_source": detector_cycles_720p[1]}
+    scale = fabric_mhz / PG021_CLOCK_MHZ
+    for name, (w, h) in (("720p", (1280, 720)), ("1080p", (1920, 1080))):
+        px = w * h
+        d = auto_downscale(w)
+        analysed = (w // d) * (h // d)
+        # Measured at 720p (analysed at 640x360); other sizes scaled by the analysed area.
+        det_cycles = detector_cycles_720p[0] * analysed / (640 * 360)
+        rates = {
+            "pipeline_fps": fabric_mhz * 1e6 / px,
+            "mm2s_fps": PG021_MM2S_MBPS * scale * 1e6 / (4 * px),
+            "s2mm_fps": PG021_S2MM_MBPS * scale * 1e6 / (4 * px),
+            "detector_fps": fabric_mhz * 1e6 / det_cycles,
+        }
+        limit = min(rates, key=rates.get)
+        transfer_s = 1 / min(rates["pipeline_fps"], rates["mm2s_fps"], rates["s2mm_fps"])
+        out[name] = {
+            **{k: round(v, 2) for k, v in rates.items()},
+            "detector_analysis": f"{w // d}x{h // d} (downscale {d})",
+            "detector_cycles": int(det_cycles),
+            "detector_cycles_estimated": name != "720p" or not detector_cycles_720p[2],
+            "streaming_fps": round(rates[limit], 2),
+            "limit": limit.removesuffix("_fps"),
+            "video_path_limit": min(("pipeline", "mm2s", "s2mm"),
+                                    key=lambda k: rates[f"{k}_fps"]),
+            # The backend waits for each analysis before the next frame (bit-exact with sim):
+            "paced_fps": round(1 / (transfer_s + det_cycles / (fabric_mhz * 1e6)), 2),
+        }
+    return out
+
+
+def pynq_dev_frames(limit):
+    """Frames of the dev video (BGR), a 320x240 crop around the faces scaled to 160x120, as in
+    tests/test_pynq_backend.py."""
+    import av
+    import cv2
+    path = ROOT.parent / "shared" / "data" / "video" / "hamilton-640x360.mp4"
+    if not path.exists():
+        return None
+    out = []
+    with av.open(str(path)) as c:
+        for k, f in enumerate(c.decode(video=0)):
+            if k >= 100 and k % 4 == 0:
+                img = f.to_ndarray(format="bgr24")[40:280, 100:420]
+                out.append(np.ascontiguousarray(cv2.resize(img, (160, 120),
+                                                           interpolation=cv2.INTER_AREA)))
+            if len(out) >= limit:
+                break
+    return out
+
+
+def bench_pynq(quick):
+    """PYNQ: the `pynq` backend under the simulated board (sim/fake_pynq.py) against the model
+    on dev-video frames, and a throughput model for a PYNQ-Z2."""
+    import obscura
+    from obscura.sim import fake_pynq
+
+    res = {"command": "make bench (bench/run.py: bench_pynq)"}
+    previous = OUT / "results.json"
+    det = {}
+    if previous.exists():
+        det = (json.loads(previous.read_text()).get("detector") or {})
+    if det.get("cycles_per_frame_mean_720p"):
+        cycles = (det["cycles_per_frame_mean_720p"],
+                  "measured: detector RTL on the dev video at 1280x720 (section detector)",
+                  True)
+    else:
+        cycles = (24_000_000, "README 'What works today': about 24 M clocks per 720p frame "
+                  "(the detector section was not run)", False)
+    res["throughput_model"] = pynq_throughput_model(cycles)
+    res["throughput_model"]["not_modelled"] = (
+        "the ARM's copies into and out of the DMA buffers (numpy, a few ms per 720p frame), "
+        "and whether the IP closes timing at 100 MHz in Vivado (untested; ~35 MHz on ECP5)")
+    frames = pynq_dev_frames(4 if quick else 12)
+    if not frames:
+        return {**res, "sim_bit_exact": None, "reason": "../shared/data/video not found"}
+    board = fake_pynq.install(fake_pynq.SimulatedBoard(160, 120, "frontalface_alt",
+                                                       quiet=True))
+    saved = sys.modules.get("pynq")
+    sys.modules["pynq"] = fake_pynq
+    try:
+        with obscura.open("pynq", cascade="frontalface_alt", detector_timeout=3600) as acc:
+            acc.configure(mode="blur")
+            t0, c0 = time.perf_counter(), board.cycles
+            got = [acc.process(f) for f in frames]
+            seconds, clocks = time.perf_counter() - t0, board.cycles - c0
+            filled = [r["fail_closed"] for r in acc.frame_log]
+    finally:
+        if saved is None:
+            sys.modules.pop("pynq", None)
+        else:
+            sys.modules["pynq"] = saved
+    with obscura.open("model", cascade="frontalface_alt") as acc:
+        acc.configure(mode="blur")
+        expected = [acc.process(f) for f in frames]
+    mismatches = [k for k, (a, b) in enumerate(zip(expected, got)) if (a != b).any()]
+    res.update({"sim_bit_exact": not mismatches, "sim_frames_compared": len(frames),
+                "sim_mismatch_frames": mismatches, "sim_frame_size": "160x120 (dev video, "
+                "320x240 crop scaled), frontalface_alt",
+                "sim_frames_filled": sum(filled),
+                "sim_clocks_per_frame": int(clocks / len(frames)),
+                "sim_seconds_per_frame": round(seconds / len(frames), 2)})
+    return res
+
+
 SECTIONS = {"mask": bench_mask, "detector": bench_detector, "detector_rtl": bench_detector_rtl,
-            "pipeline": bench_pipeline, "host": bench_host, "privacy": bench_privacy}
+            "pipeline": bench_pipeline, "host": bench_host, "privacy": bench_privacy,
+            "pynq": bench_pynq}
 #: Sections whose keys also go under another area's object (the issue names them there).
 MERGE_INTO = {"detector_rtl": "detector"}
 

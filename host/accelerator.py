@@ -12,7 +12,9 @@ Backends:
   Frames are paced: the detector finishes each analysis before the next frame enters, as with a
   camera slower than the engine.
 * `model`: the composed numpy model (`hw/pipeline_model.py`), bit-exact with `sim` and faster.
-* `pynq`: a PYNQ board with the overlay (not in this release: raises `BackendError`).
+* `pynq` or `pynq:PATH/obscura.bit`: a PYNQ board with the overlay over AXI DMA
+  (`host/pynq_backend.py`); frames must have the size the overlay was built for. Without the
+  `pynq` package or a board it raises `BackendError`.
 
 The chip masks frame k with the detections of frames up to k - 2 (the detector analyses one
 frame while the next streams in), and fills frames 0 and 1 after a reset entirely. `process`
@@ -43,14 +45,17 @@ def _downscale(width):
 class Accelerator:
     """An anonymizer over one backend; use `obscura.open()`."""
 
-    def __init__(self, backend="sim", cascade="frontalface_default", quiet=False):
+    def __init__(self, backend="sim", cascade="frontalface_default", quiet=False, **options):
         if backend.split(":", 1)[0] not in BACKENDS:
             raise BackendError(f"unknown backend {backend!r}: choose one of "
                                f"{', '.join(BACKENDS)}")
         if backend.startswith("pynq"):
-            raise BackendError("the pynq backend needs a PYNQ board image with the obscura "
-                               "overlay; it is not part of this release. Use --backend sim "
-                               "(cycle-accurate) or model on this machine.")
+            from .pynq_backend import load_pynq
+            load_pynq()                  # BackendError now, not at the first frame
+        elif options:
+            raise BackendError(f"options {', '.join(options)} are for the pynq backend")
+        #: Backend options: `dma_timeout`, `detector_timeout` (seconds) for `pynq`.
+        self.options = options
         from obscura.hw.pipeline_model import PipelineConfig
         self.backend, self.cascade, self.quiet = backend, cascade, quiet
         self.config = PipelineConfig()
@@ -69,6 +74,8 @@ class Accelerator:
         self.close()
 
     def close(self):
+        if self._dev is not None and self.backend.startswith("pynq"):
+            self._dev.close()                 # the contiguous buffers
         self._dev = None
 
     # ------------------------------------------------------------------ settings
@@ -106,7 +113,7 @@ class Accelerator:
         if enable is not None:
             changes["enable"] = bool(enable)
         self.config = replace(self.config, **changes)
-        if self._dev is not None and self.backend == "sim":
+        if self._dev is not None and self.backend != "model":
             self._dev.configure(self.config)
 
     # ------------------------------------------------------------------ frames
@@ -119,6 +126,12 @@ class Accelerator:
         if self.backend == "model":
             from obscura.hw.pipeline_model import PipelineModel
             dev = PipelineModel(width, height, self.cascade, params)
+        elif self.backend.startswith("pynq"):
+            from .pynq_backend import PynqDevice, overlay_path
+            if self._dev is not None:
+                self._dev.close()
+            dev = PynqDevice(overlay_path(self.backend), width, height, **self.options)
+            dev.configure(self.config)
         else:
             from obscura.sim.pipeline_sim import PipelineSim
             try:
@@ -183,7 +196,10 @@ class Accelerator:
             if self.backend == "model":
                 self._dev.reset()
             else:
-                self._dev.dev.reset()
+                if self.backend == "sim":
+                    self._dev.dev.reset()
+                else:
+                    self._dev.reset()
                 self._dev.configure(self.config)
         self.frames = 0
 

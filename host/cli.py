@@ -106,6 +106,13 @@ def _color(text):
     return rgb
 
 
+def _backend(text):
+    if text in ("sim", "model", "pynq") or text.startswith("pynq:"):
+        return text
+    raise argparse.ArgumentTypeError(f"choose sim, model, pynq or pynq:PATH/obscura.bit, "
+                                     f"not {text!r}")
+
+
 def cmd_anonymize(args):
     from pathlib import Path
 
@@ -206,7 +213,7 @@ def cmd_info(args):
     info = {"version": __version__, "backends": {
                 "model": "available (numpy model of the whole pipeline)",
                 "sim": "available (Verilator model of the whole RTL pipeline)",
-                "pynq": "not yet"},
+                "pynq": "on a PYNQ board with the overlay (bitstreams/pynq-z2/README.md)"},
             "cascades": list(CASCADES), "g++": shutil.which("g++")}
     try:
         from obscura.sim.verilator import verilator_bin
@@ -249,9 +256,10 @@ def build_parser():
                         "stream URL")
     p.add_argument("-o", "--output", required=True,
                    help="output file (one input) or folder (the input tree is mirrored)")
-    p.add_argument("--backend", default="sim", choices=["sim", "model", "pynq"],
+    p.add_argument("--backend", default="sim", type=_backend,
                    help="sim: the cycle-accurate Verilator model of the chip; model: its "
-                        "numpy model (faster, same output); pynq: a board")
+                        "numpy model (faster, same output); pynq or pynq:PATH/obscura.bit: "
+                        "a PYNQ board with the overlay")
     p.add_argument("--mode", default="mosaic", choices=["mosaic", "blur", "solid"])
     p.add_argument("--shape", default="box", choices=["box", "ellipse"])
     p.add_argument("--block", type=int, default=16, choices=[8, 16, 32],

@@ -13,13 +13,15 @@ from amaranth.lib.wiring import In, Out
 
 __all__ = ["Field", "Register", "register_map", "anonymizer_register_map", "RegisterFile",
            "bus_signature", "ID_VALUE", "REGION_BASE", "ZONE_BASE", "SLOT_BASE",
-           "markdown_table"]
+           "markdown_table", "DMA_BASE", "dma_register_map", "pynq_register_map"]
 
 #: "OBS" + interface version 1: lets the host check it is talking to obscura.
 ID_VALUE = 0x4F425301
 REGION_BASE = 0x100
 ZONE_BASE = 0x300
 SLOT_BASE = 0x400
+#: The DMA-facing PYNQ wrapper's own registers (`hw/pynq_top.py`), clear of the pipeline's.
+DMA_BASE = 0x80
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,47 @@ def anonymizer_register_map(num_slots=32, num_zones=8):
     return regs
 
 
+def dma_register_map(width=1280, height=720):
+    """Return the registers the DMA-facing wrapper (`hw/pynq_top.py`) adds to the pipeline's.
+
+    The frame size is fixed when the overlay is built (the detector is elaborated for one
+    size), so WIDTH and HEIGHT report it read-only: the host sizes its DMA buffers from them.
+    """
+    return [
+        Register("WIDTH", DMA_BASE, "ro", "frame width the overlay is built for", (
+            Field("width", 0, 12, width, "pixels per line; one DMA transfer is "
+                  "WIDTH x HEIGHT 32-bit words"),)),
+        Register("HEIGHT", DMA_BASE + 0x04, "ro", "frame height the overlay is built for", (
+            Field("height", 0, 12, height, "lines per frame"),)),
+        Register("DMA_STATUS", DMA_BASE + 0x08, "ro", "input transfers (AXI DMA MM2S)", (
+            Field("length_error", 0, 1, doc="the last input transfer's length was not "
+                  "WIDTH x HEIGHT words (tlast early, late or missing)"),
+            Field("short", 1, 1, doc="the last input transfer ended early (tlast before the "
+                  "frame's last pixel)"),
+            Field("long", 2, 1, doc="the last input transfer went on past the frame's last "
+                  "pixel (the excess is dropped up to its tlast)"),
+            Field("in_frame", 3, 1, doc="an input transfer is under way"),
+            Field("filling", 4, 1, doc="the output is being filled because of a length "
+                  "error"))),
+        _counter("DMA_FRAMES", DMA_BASE + 0x0C, "input transfers ended (tlast or frame full)"),
+        _counter("DMA_ERRORS", DMA_BASE + 0x10, "input transfers of the wrong length"),
+        _counter("DMA_FILLED", DMA_BASE + 0x14, "output frames filled (in whole or from the "
+                 "error on) because of a length error"),
+        Register("DMA_CONTROL", DMA_BASE + 0x18, "rw", "wrapper control", (
+            Field("soft_reset", 0, 1, 0, "write 1: reset the pipeline and the wrapper "
+                  "(registers back to their reset values); reads 0"),)),
+    ]
+
+
+def pynq_register_map(width=1280, height=720, num_slots=32, num_zones=8):
+    """Return every register of the PYNQ overlay's IP: the pipeline's and the wrapper's."""
+    regs = anonymizer_register_map(num_slots, num_zones) + dma_register_map(width, height)
+    regs.sort(key=lambda r: r.offset)
+    offsets = [r.offset for r in regs]
+    assert len(set(offsets)) == len(offsets), "register offsets overlap"
+    return regs
+
+
 def bus_signature():
     """A minimal synchronous register bus (the AXI4-Lite slave wraps it at the edge)."""
     return wiring.Signature({
@@ -202,7 +245,11 @@ def main():
     print("## The mask unit alone (`MaskTop`)\n")
     print(f"Host-written boxes repeat every 8 bytes from 0x{REGION_BASE:03X}, zones from "
           f"0x{ZONE_BASE:03X}.\n")
-    print(markdown_table(register_map()), end="")
+    print(markdown_table(register_map()))
+    print("## The PYNQ overlay's wrapper (`ObscuraPynq`, `hw/pynq_top.py`)\n")
+    print("The IP on the AXI DMA has the pipeline's registers above and these; WIDTH and "
+          "HEIGHT read the size the overlay was built for (reset values shown for 1280x720).\n")
+    print(markdown_table(dma_register_map()), end="")
 
 
 if __name__ == "__main__":
