@@ -8,21 +8,11 @@ joins the packets without re-encoding, copies the audio from the input and write
 atomically; chunk results live in memory only, so no frame, raw or anonymized, reaches a
 temporary file.
 
-**Seams.** The chip's state before frame k is: the tracker's slots, the detections of frames
-k - 2 and k - 1, the mask unit's block means of frame k - 1 and its learned frame size. The
-detector and the block means are functions of single input frames, so any run that has
-processed at least the two frames before k agrees on them (`MIN_WARMUP`). Only the tracker
-carries history, and a fixed warm-up cannot bound it: a slot that keeps matching a face lives
-for ever, its velocity is the last step of its box, and its index (which breaks ties in matching
-and merging) depends on slots freed long ago. A face on screen for the whole video, as in the
-dev clip, keeps it from ever emptying. So the seam is *checked*, not assumed: each chunk reports
-the tracker's slots before its first output frame (index, box, velocity, age; the hit count is
-only counted, never read by the tracker or the mask, so it may differ) and after its last. A
-chunk is exact when it starts at frame 0, or when its start state equals the end state of the
-previous chunk, which is exact by induction; then every later state and output frame is the
-single run's. A chunk that fails the check is run again from the previous chunk's start: that
-run repeats the previous chunk's verified computation and so is exact by construction (it costs
-a longer warm-up, never a difference). The warm-up frames' outputs are discarded.
+**Seams.** Each chunk runs a warm-up of the frames before it (at least `hold` + 2 by default)
+whose output is discarded, and reports its tracker state before its first output frame and
+after its last. The client accepts a chunk only when `seams.seam_kind` proves it equal to the
+single run from that state on; any other chunk is run again from the start of the latest chunk
+proven exact, which cannot differ. `obscura/seams.py` gives the argument.
 """
 
 import hashlib
@@ -36,13 +26,11 @@ from fractions import Fraction
 from pathlib import Path
 
 from .errors import InputError, ObscuraError
+from .seams import MIN_WARMUP, STRICT, UpdateRecorder, contents, seam_kind, tracker_state
 
-__all__ = ["ClusterError", "VideoIndex", "index_video", "plan_chunks", "run_chunk",
-           "tracker_state", "connect", "task_resources", "anonymize_cluster", "MIN_WARMUP"]
+__all__ = ["ClusterError", "VideoIndex", "index_video", "plan_chunks", "run_chunk", "connect",
+           "task_resources", "join_chunks", "anonymize_cluster", "cli_anonymize", "MIN_WARMUP"]
 
-#: Frames a chunk must see before its first output frame: the detector's two-frame lag (frame
-#: k is masked with the detections of frames <= k - 2) and the block means of frame k - 1.
-MIN_WARMUP = 2
 #: The Dask resource a board worker advertises (`dask worker --resources obscura_board=1`).
 BOARD_RESOURCE = "obscura_board"
 #: The Dask setting that makes nannies start workers with MALLOC_TRIM_THRESHOLD_ (see `connect`).
@@ -101,27 +89,6 @@ def plan_chunks(index, chunk_frames):
     return list(zip(cuts, cuts[1:] + [n]))
 
 
-def tracker_state(acc):
-    """The tracker's valid slots: (index, box, vx, vy, age). Hits are left out: the tracker
-    only counts them, nothing reads them (hw/tracker_model.py)."""
-    dev = acc._dev
-    if dev is None:
-        return ()
-    if acc.backend == "model":
-        return tuple((i, s.box(), s.vx, s.vy, s.age)
-                     for i, s in enumerate(dev.tracker.slots) if s.valid)
-
-    def signed8(v):
-        return v - 256 if v & 0x80 else v
-    out = []
-    for i in range(32):                     # the slot read-back registers (docs/registers.md)
-        a, b, c = (dev.read(f"SLOT{i}_{r}") for r in "ABC")
-        if b >> 31:
-            out.append((i, (a & 0xFFF, a >> 16 & 0xFFF, b & 0xFFF, b >> 16 & 0xFFF),
-                        signed8(c & 0xFF), signed8(c >> 8 & 0xFF), c >> 24))
-    return tuple(out)
-
-
 def task_resources(backend):
     """Dask resources a task on `backend` needs: board tasks only run on board workers."""
     return {BOARD_RESOURCE: 1} if backend.split(":", 1)[0] == "pynq" else None
@@ -148,7 +115,8 @@ def run_chunk(src, pts, first, settings, enc):
 
     Return a dict: the encoded packets (pts, dts, keyframe, bytes) and the encoder's
     extradata, per output frame the accelerator's log record and the sha256 of the anonymized
-    BGR frame, the tracker state before the first output frame and after the last.
+    BGR frame, the tracker state before the first output frame and after the last, and whether
+    the tracker updates of the output frames were free of slot order (`seams`).
     `pts` empty means: the whole file, unindexed.
     """
     import av
@@ -157,6 +125,7 @@ def run_chunk(src, pts, first, settings, enc):
     acc = open_accelerator(settings["backend"], cascade=settings["cascade"], quiet=True)
     acc.configure(**settings["configure"])
     cc = _encoder(enc)
+    watch = UpdateRecorder(acc)
     t0 = time.monotonic()
     packets, hashes = [], []
     state_in = ()
@@ -181,7 +150,10 @@ def run_chunk(src, pts, first, settings, enc):
                                    f"at its keyframes exactly; run it without --cluster")
             if j == first:
                 state_in = tracker_state(acc)
+                watch.start()
+            watch.before()
             out = acc.process(frame.to_ndarray(format="bgr24"))
+            watch.after()
             if j >= first:
                 hashes.append(hashlib.sha256(out.tobytes()).hexdigest())
                 emit(out, frame.pts)
@@ -192,6 +164,7 @@ def run_chunk(src, pts, first, settings, enc):
         return {"packets": [(p.pts, p.dts, bool(p.is_keyframe), bytes(p)) for p in packets],
                 "extradata": bytes(cc.extradata or b""), "log": acc.frame_log[first:],
                 "hashes": hashes, "state_in": state_in, "state_out": tracker_state(acc),
+                "order_free": watch.order_free,
                 "frames_run": first + len(hashes), "seconds": time.monotonic() - t0}
 
 
@@ -256,7 +229,9 @@ class _File:
     results: dict = field(default_factory=dict)     # chunk -> verified result
     pending: dict = field(default_factory=dict)     # chunk -> unverified result
     starts: dict = field(default_factory=dict)      # chunk -> first frame of its run
+    anchored: set = field(default_factory=set)      # chunks rerun from an exact run's start
     reruns: int = 0
+    rerun_frames: int = 0                           # frames run by chunks later run again
     frames_done: int = 0
     error: str = None
 
@@ -302,22 +277,32 @@ class _Run:
         return fut
 
     def _verify(self, f):
-        """Accept the chunks whose start state matches their verified predecessor's end state;
-        return the futures of reruns."""
+        """Accept the chunks that `seam_kind` proves, in order; return the futures of reruns."""
         again = []
         i = len(f.results)
         while i in f.pending:
             res = f.pending.pop(i)
-            if f.starts[i] == 0 or res["state_in"] == f.results[i - 1]["state_out"]:
+            prev = f.results.get(i - 1)
+            if i in f.anchored:             # rerun from an exact run's start: exact
+                if contents(res["state_in"]) != contents(prev["state_out"]):
+                    raise ClusterError(f"{f.src}: chunk {i + 1}, run again, disagrees with "
+                                       f"the run it repeats: the backend is not "
+                                       f"deterministic; run without --cluster")
+                kind = STRICT
+            else:
+                kind = seam_kind(f.starts[i], res["state_in"], prev and prev["kind"],
+                                 prev and prev["state_out"], res["order_free"])
+            if kind is not None:
+                res["kind"] = kind
                 f.results[i] = res
                 i += 1
                 continue
-            if f.starts[i] == f.starts[i - 1]:
-                raise ClusterError(f"{f.src}: chunk {i + 1} run from its predecessor's start "
-                                   f"ended in another state: the backend is not "
-                                   f"deterministic; run without --cluster")
-            f.reruns += 1                   # run again from the verified predecessor's start
-            again.append(self.submit(f, i, f.starts[i - 1]))
+            # Run it again from the start of the latest exact run: it repeats that run.
+            start = f.starts[max(j for j in range(i) if f.results[j]["kind"] == STRICT)]
+            f.reruns += 1
+            f.rerun_frames += res["frames_run"]
+            f.anchored.add(i)
+            again.append(self.submit(f, i, start))
             break
         return again
 
@@ -441,8 +426,9 @@ def anonymize_cluster(client, jobs, settings, codec="libx264", crf=18, keep_meta
     """Anonymize [(src, dest)] on the cluster behind `client`.
 
     Return one dict per job: `src`, `dest`, `log` (the accelerator's records of every output
-    frame, in order), `hashes` (sha256 of each anonymized BGR frame), `chunks`, `reruns`, or
-    `error`.
+    frame, in order), `hashes` (sha256 of each anonymized BGR frame), `chunks`, `seams` (how
+    each chunk was proven), `reruns`, `frames_run` (frames through the accelerators, warm-ups
+    and reruns included), or `error`.
     """
     from .media import IMAGE_EXTENSIONS
     hold = settings["configure"].get("hold", 15)
@@ -469,6 +455,8 @@ def anonymize_cluster(client, jobs, settings, codec="libx264", crf=18, keep_meta
             continue
         results = [f.results[i] for i in range(len(f.ranges))]
         out.append({"src": f.src, "dest": f.dest, "chunks": len(f.ranges), "reruns": f.reruns,
+                    "seams": [r["kind"] for r in results],
+                    "frames_run": sum(r["frames_run"] for r in results) + f.rerun_frames,
                     "log": [r for res in results for r in res["log"]],
                     "hashes": [h for res in results for h in res["hashes"]]})
     for src, dest, fut in images:
