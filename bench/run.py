@@ -6,6 +6,7 @@ that produced it; a section that cannot run records null with the reason.
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -404,8 +405,74 @@ def bench_host(quick):
     return res
 
 
+def bench_cluster(quick):
+    """Dask scale-out: one process against two local worker processes on the dev video (model
+    backend, lossless FFV1), and the frames where the chunked output differs from it."""
+    import hashlib
+    import tempfile
+
+    import obscura
+    from obscura import cluster
+    from obscura.anonymize import anonymize_path
+
+    res = {"command": "make bench (bench/run.py: bench_cluster)", "backend": "model",
+           "cores": os.cpu_count()}
+    src = ROOT.parent / "shared" / "data" / "video" / "hamilton-640x360.mp4"
+    if not src.exists():
+        return {**res, "speedup_2_workers": None, "reason": "../shared/data/video not found"}
+    hold, chunk_frames = 15, 40
+
+    class Recorder:                 # keeps the sha256 of every anonymized frame
+        def __init__(self, acc):
+            self.acc, self.hashes = acc, []
+
+        def process(self, frame):
+            out = self.acc.process(frame)
+            self.hashes.append(hashlib.sha256(out.tobytes()).hexdigest())
+            return out
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if quick:                   # the first 90 frames, a keyframe every 30
+            sys.path.insert(0, str(ROOT / "tests"))
+            from test_cluster import _cut_clip
+            clip = Path(tmp) / "clip.mp4"
+            _cut_clip(src, clip, 90, 30)
+            src, chunk_frames = clip, 30
+        index = cluster.index_video(src)
+        with obscura.open("model") as acc:
+            acc.configure(hold=hold)
+            rec = Recorder(acc)
+            t0 = time.perf_counter()
+            anonymize_path(rec, src, Path(tmp) / "single.mkv", codec="ffv1")
+            single = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        with cluster.connect("local:2") as client:
+            startup = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            [out] = cluster.anonymize_cluster(
+                client, [(src, Path(tmp) / "cluster.mkv")],
+                {"backend": "model", "cascade": "frontalface_default",
+                 "configure": {"hold": hold}}, codec="ffv1", chunk_frames=chunk_frames,
+                quiet=True)
+            two = time.perf_counter() - t0
+    if "error" in out:
+        return {**res, "speedup_2_workers": None, "reason": out["error"]}
+    a, b = rec.hashes, out["hashes"]
+    res.update({
+        "video": f"{src.name}, {len(index.pts)} frames, keyframes at {list(index.keyframes)}",
+        "single_seconds": round(single, 1), "two_workers_seconds": round(two, 1),
+        "cluster_startup_seconds": round(startup, 1),
+        "speedup_2_workers": round(single / two, 2),
+        "chunk_seam_mismatches": sum(x != y for x, y in zip(a, b)) + abs(len(a) - len(b)),
+        "chunks": out["chunks"], "seams": out["seams"], "seam_reruns": out["reruns"],
+        "frames_run_over_frames": round(out["frames_run"] / len(a), 2),
+        "note": "two worker processes on the machine's cores, shared with whatever else runs; "
+                "frames_run_over_frames counts warm-ups and seam reruns"})
+    return res
+
+
 SECTIONS = {"mask": bench_mask, "detector": bench_detector, "detector_rtl": bench_detector_rtl,
-            "pipeline": bench_pipeline, "host": bench_host}
+            "pipeline": bench_pipeline, "host": bench_host, "cluster": bench_cluster}
 #: Sections whose keys also go under another area's object (the issue names them there).
 MERGE_INTO = {"detector_rtl": "detector"}
 
