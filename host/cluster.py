@@ -8,7 +8,7 @@ joins the packets without re-encoding, copies the audio from the input and write
 atomically; chunk results live in memory only, so no frame, raw or anonymized, reaches a
 temporary file.
 
-**Seams.** Each chunk runs a warm-up of the frames before it (at least `hold` + 2 by default)
+**Seams.** Each chunk runs a warm-up of the frames before it (2 (`hold` + 2) by default)
 whose output is discarded, and reports its tracker state before its first output frame and
 after its last. The client accepts a chunk only when `seams.seam_kind` proves it equal to the
 single run from that state on; any other chunk is run again from the start of the latest chunk
@@ -182,7 +182,7 @@ def run_image(src, settings):
         ok, data = cv2.imencode(Path(src).suffix, acc.process_image(frame))
         if not ok:
             raise ObscuraError(f"{src}: OpenCV could not encode this image format")
-        return {"data": data.tobytes(), "log": acc.frame_log[-1:]}
+        return {"data": data.tobytes(), "log": acc.frame_log}   # as the CLI logs images
 
 
 @contextmanager
@@ -432,8 +432,10 @@ def anonymize_cluster(client, jobs, settings, codec="libx264", crf=18, keep_meta
     """
     from .media import IMAGE_EXTENSIONS
     hold = settings["configure"].get("hold", 15)
-    run = _Run(client, settings, hold + MIN_WARMUP if warmup is None else warmup, retries,
-               keep_metadata, keep_audio, quiet)
+    # hold + 2 is the least that lets a warm-up see a slot age out; twice that proved every
+    # seam of the dev clip's keyframe chunks, hold + 2 only three of five (bench `cluster`).
+    warmup = 2 * (hold + MIN_WARMUP) if warmup is None else warmup
+    run = _Run(client, settings, warmup, retries, keep_metadata, keep_audio, quiet)
     files, images, out = [], [], []
     for src, dest in jobs:
         src, dest = Path(src).resolve(), Path(dest).resolve()   # workers see absolute paths
@@ -464,7 +466,7 @@ def anonymize_cluster(client, jobs, settings, codec="libx264", crf=18, keep_meta
             res = fut.result()
             _write_atomic(dest, res["data"])
             out.append({"src": src, "dest": dest, "chunks": 1, "reruns": 0, "log": res["log"],
-                        "hashes": []})
+                        "hashes": [], "seams": [], "frames_run": len(res["log"])})
         except Exception as exc:
             out.append({"src": src, "dest": dest, "error": f"{src}: {exc}"})
     return out
@@ -521,7 +523,8 @@ def cli_anonymize(args):
             print(f"{r['src']} -> {r['dest']}: {len(r['log'])} frame(s) in {r['chunks']} "
                   f"chunk(s), {r['reruns']} seam rerun(s)", file=sys.stderr)
         record = _audit_record(r["src"], r["dest"], r["log"])
-        record["cluster"] = {"chunks": r["chunks"], "seam_reruns": r["reruns"]}
+        record["cluster"] = {"chunks": r["chunks"], "seams": r.get("seams", []),
+                             "seam_reruns": r["reruns"]}
         records.append(record)
     if args.report:
         _write_report(args, records)
