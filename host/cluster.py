@@ -186,7 +186,7 @@ def run_image(src, settings):
 
 
 @contextmanager
-def connect(address):
+def connect(address, timeout=30):
     """Yield a Dask client: `local` or `local:N` starts N worker processes on this machine
     (default: one per core) and stops them afterwards; anything else is a scheduler address
     (tcp://host:8786)."""
@@ -210,7 +210,7 @@ def connect(address):
             yield client
         return
     try:
-        client = Client(address, timeout=30)
+        client = Client(address, timeout=timeout)
     except (OSError, TimeoutError) as exc:
         raise ClusterError(f"cannot reach the Dask scheduler at {address} ({exc}); start one "
                            f"with `dask scheduler` and pass its address") from exc
