@@ -420,7 +420,7 @@ def bench_cluster(quick):
     src = ROOT.parent / "shared" / "data" / "video" / "hamilton-640x360.mp4"
     if not src.exists():
         return {**res, "speedup_2_workers": None, "reason": "../shared/data/video not found"}
-    hold, chunk_frames = 15, 40
+    hold, chunk_frames = 15, 60
 
     class Recorder:                 # keeps the sha256 of every anonymized frame
         def __init__(self, acc):
@@ -442,12 +442,14 @@ def bench_cluster(quick):
         with obscura.open("model") as acc:
             acc.configure(hold=hold)
             rec = Recorder(acc)
+            load = [os.getloadavg()[0]]         # the machine is shared: say how busy it was
             t0 = time.perf_counter()
             anonymize_path(rec, src, Path(tmp) / "single.mkv", codec="ffv1")
             single = time.perf_counter() - t0
         t0 = time.perf_counter()
         with cluster.connect("local:2") as client:
             startup = time.perf_counter() - t0
+            load.append(os.getloadavg()[0])
             t0 = time.perf_counter()
             [out] = cluster.anonymize_cluster(
                 client, [(src, Path(tmp) / "cluster.mkv")],
@@ -462,6 +464,7 @@ def bench_cluster(quick):
         "video": f"{src.name}, {len(index.pts)} frames, keyframes at {list(index.keyframes)}",
         "single_seconds": round(single, 1), "two_workers_seconds": round(two, 1),
         "cluster_startup_seconds": round(startup, 1),
+        "load_average_before_single_and_cluster": load,
         "speedup_2_workers": round(single / two, 2),
         "chunk_seam_mismatches": sum(x != y for x, y in zip(a, b)) + abs(len(a) - len(b)),
         "chunks": out["chunks"], "seams": out["seams"], "seam_reruns": out["reruns"],

@@ -78,13 +78,13 @@ def index_video(src):
 
 def plan_chunks(index, chunk_frames):
     """Return [(start, end)] frame ranges cut at keyframes, each at least `chunk_frames` long
-    (the last may be shorter, or longer when no keyframe follows)."""
+    (longer where keyframes are sparse; a short tail joins the chunk before it)."""
     n = len(index.pts)
     if n == 0:
         return [(0, None)]                  # unindexed: one chunk, the whole file
     cuts = [0]
     for k in index.keyframes:
-        if k - cuts[-1] >= chunk_frames and n - k > 0:
+        if k - cuts[-1] >= chunk_frames and n - k >= chunk_frames:
             cuts.append(k)
     return list(zip(cuts, cuts[1:] + [n]))
 

@@ -162,7 +162,7 @@ def test_index_and_chunks(clip):
     assert len(index.pts) == FRAMES and index.pts == tuple(sorted(index.pts))
     assert index.keyframes == (0, 8, 16)
     assert cluster.plan_chunks(index, 8) == [(0, 8), (8, 16), (16, 24)]
-    assert cluster.plan_chunks(index, 12) == [(0, 16), (16, 24)]
+    assert cluster.plan_chunks(index, 12) == [(0, 24)], "an 8-frame tail joins the chunk"
     assert cluster.plan_chunks(index, 100) == [(0, 24)]
 
 
@@ -233,6 +233,26 @@ def test_killed_worker_chunk_moves(clip, single, loopback, tmp_path):
         if killed:
             start_worker(killed[0])
             client.wait_for_workers(2, timeout=120)
+
+
+def test_image_through_the_cluster(loopback, tmp_path):
+    """A still image goes to a worker whole and comes back as the single run writes it."""
+    import cv2
+
+    from obscura.samples import astronaut_bgr
+    _, client, *_ = loopback
+    src = tmp_path / "photo.png"
+    cv2.imwrite(str(src), cv2.resize(astronaut_bgr(), (256, 256)))
+    with open_accelerator("model") as acc:
+        acc.configure(hold=15)
+        anonymize_path(acc, src, tmp_path / "single.png")
+        log = acc.frame_log
+    [res] = cluster.anonymize_cluster(client, [(src, tmp_path / "out.png")], SETTINGS,
+                                      quiet=True)
+    assert "error" not in res, res.get("error")
+    assert res["log"] == log and not log[-1]["fail_closed"]
+    assert np.array_equal(cv2.imread(str(tmp_path / "out.png")),
+                          cv2.imread(str(tmp_path / "single.png")))
 
 
 def test_chunk_failing_every_try_fails_the_file(clip, loopback, tmp_path):
