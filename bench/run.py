@@ -469,6 +469,9 @@ def bench_cluster(quick):
         "chunk_seam_mismatches": sum(x != y for x, y in zip(a, b)) + abs(len(a) - len(b)),
         "chunks": out["chunks"], "seams": out["seams"], "seam_reruns": out["reruns"],
         "frames_run_over_frames": round(out["frames_run"] / len(a), 2),
+        # Per frame in one process and in a worker: apart when the cores are shared.
+        "single_seconds_per_frame": round(single / len(a), 3),
+        "worker_seconds_per_frame": round(out["task_seconds"] / out["frames_run"], 3),
         "note": "two worker processes on the machine's cores, shared with whatever else runs; "
                 "frames_run_over_frames counts warm-ups and seam reruns"})
     return res

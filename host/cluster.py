@@ -232,6 +232,7 @@ class _File:
     anchored: set = field(default_factory=set)      # chunks rerun from an exact run's start
     reruns: int = 0
     rerun_frames: int = 0                           # frames run by chunks later run again
+    task_seconds: float = 0.0                       # time the workers spent on its chunks
     frames_done: int = 0
     error: str = None
 
@@ -327,6 +328,7 @@ class _Run:
                                   f"{exc}); nothing written")
                     continue
                 f.pending[i] = res
+                f.task_seconds += res["seconds"]
                 try:
                     for again in self._verify(f):
                         ac.add(again)
@@ -428,7 +430,7 @@ def anonymize_cluster(client, jobs, settings, codec="libx264", crf=18, keep_meta
     Return one dict per job: `src`, `dest`, `log` (the accelerator's records of every output
     frame, in order), `hashes` (sha256 of each anonymized BGR frame), `chunks`, `seams` (how
     each chunk was proven), `reruns`, `frames_run` (frames through the accelerators, warm-ups
-    and reruns included), or `error`.
+    and reruns included), `task_seconds` (the workers' time on them), or `error`.
     """
     from .media import IMAGE_EXTENSIONS
     hold = settings["configure"].get("hold", 15)
@@ -459,6 +461,7 @@ def anonymize_cluster(client, jobs, settings, codec="libx264", crf=18, keep_meta
         out.append({"src": f.src, "dest": f.dest, "chunks": len(f.ranges), "reruns": f.reruns,
                     "seams": [r["kind"] for r in results],
                     "frames_run": sum(r["frames_run"] for r in results) + f.rerun_frames,
+                    "task_seconds": f.task_seconds,
                     "log": [r for res in results for r in res["log"]],
                     "hashes": [h for res in results for h in res["hashes"]]})
     for src, dest, fut in images:
