@@ -434,8 +434,8 @@ def anonymize_cluster(client, jobs, settings, codec="libx264", crf=18, keep_meta
     """
     from .media import IMAGE_EXTENSIONS
     hold = settings["configure"].get("hold", 15)
-    # hold + 2 is the least that lets a warm-up see a slot age out; twice that proved every
-    # seam of the dev clip's keyframe chunks, hold + 2 only three of five (bench `cluster`).
+    # hold + 2 is the least that lets a warm-up see a slot age out; twice that proves every
+    # seam at the dev clip's keyframes, hold + 2 three of five (bench `cluster`).
     warmup = 2 * (hold + MIN_WARMUP) if warmup is None else warmup
     run = _Run(client, settings, warmup, retries, keep_metadata, keep_audio, quiet)
     files, images, out = [], [], []
