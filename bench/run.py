@@ -7,6 +7,7 @@ reason. At the end, bench/report.py writes build/bench/report.md and the picture
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -642,9 +643,119 @@ def bench_pynq(quick):
     return res
 
 
+def seam_study(results, cuts, warmup, hold, width, height):
+    """Replay the tracker over a single run's detections: for chunks starting at `cuts`, each
+    warmed up `warmup` frames, how `obscura.seams.seam_kind` proves each seam (None: rerun)."""
+    from obscura.hw.tracker_model import TrackerModel
+    from obscura.seams import replay_update, seam_kind
+
+    def run(start, first, end):
+        tr = TrackerModel(width, height)
+        state_in, free = (), True
+        for k in range(start, end):
+            if k == first:
+                state_in = tuple((i, s.box(), s.vx, s.vy, s.age)
+                                 for i, s in enumerate(tr.slots) if s.valid)
+            boxes, complete = results[k - 2] if k - start >= 2 else ((), False)
+            if complete:
+                if k >= first:
+                    free &= replay_update(tr.slots, boxes, hold, width, height)[1]
+                tr.update(boxes, hold)
+        state_out = tuple((i, s.box(), s.vx, s.vy, s.age)
+                          for i, s in enumerate(tr.slots) if s.valid)
+        return state_in, state_out, free
+
+    kinds, prev = [], (None, None)
+    for a, b in zip(cuts, cuts[1:] + [len(results)]):
+        state_in, state_out, free = run(max(0, a - warmup), a, b)
+        kind = seam_kind(max(0, a - warmup), state_in, prev[0], prev[1], free)
+        kinds.append(kind)
+        # a seam that fails is rerun exactly: carry the single run's end state on
+        prev = (kind or "strict", state_out if kind else run(0, 0, b)[1])
+    return kinds
+
+
+def bench_cluster(quick):
+    """Dask scale-out: one process against two local worker processes on the dev video (model
+    backend, lossless FFV1), and the frames where the chunked output differs from it."""
+    import hashlib
+    import tempfile
+
+    import obscura
+    from obscura import cluster
+    from obscura.anonymize import anonymize_path
+
+    res = {"command": "make bench (bench/run.py: bench_cluster)", "backend": "model",
+           "cores": os.cpu_count()}
+    src = ROOT.parent / "shared" / "data" / "video" / "hamilton-640x360.mp4"
+    if not src.exists():
+        return {**res, "speedup_2_workers": None, "reason": "../shared/data/video not found"}
+    hold, chunk_frames = 15, 60
+
+    class Recorder:                 # keeps the sha256 of every anonymized frame
+        def __init__(self, acc):
+            self.acc, self.hashes = acc, []
+
+        def process(self, frame):
+            out = self.acc.process(frame)
+            self.hashes.append(hashlib.sha256(out.tobytes()).hexdigest())
+            return out
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if quick:                   # the first 90 frames, a keyframe every 30
+            sys.path.insert(0, str(ROOT / "tests"))
+            from test_cluster import _cut_clip
+            clip = Path(tmp) / "clip.mp4"
+            _cut_clip(src, clip, 90, 30)
+            src, chunk_frames = clip, 30
+        index = cluster.index_video(src)
+        with obscura.open("model") as acc:
+            acc.configure(hold=hold)
+            rec = Recorder(acc)
+            load = [os.getloadavg()[0]]         # the machine is shared: say how busy it was
+            t0 = time.perf_counter()
+            anonymize_path(rec, src, Path(tmp) / "single.mkv", codec="ffv1")
+            single = time.perf_counter() - t0
+            detections = list(acc._dev.results)
+        t0 = time.perf_counter()
+        with cluster.connect("local:2") as client:
+            startup = time.perf_counter() - t0
+            load.append(os.getloadavg()[0])
+            t0 = time.perf_counter()
+            [out] = cluster.anonymize_cluster(
+                client, [(src, Path(tmp) / "cluster.mkv")],
+                {"backend": "model", "cascade": "frontalface_default",
+                 "configure": {"hold": hold}}, codec="ffv1", chunk_frames=chunk_frames,
+                quiet=True)
+            two = time.perf_counter() - t0
+    if "error" in out:
+        return {**res, "speedup_2_workers": None, "reason": out["error"]}
+    a, b = rec.hashes, out["hashes"]
+    res.update({
+        "video": f"{src.name}, {len(index.pts)} frames, keyframes at {list(index.keyframes)}",
+        "single_seconds": round(single, 1), "two_workers_seconds": round(two, 1),
+        "cluster_startup_seconds": round(startup, 1),
+        "load_average_before_single_and_cluster": load,
+        "speedup_2_workers": round(single / two, 2),
+        "chunk_seam_mismatches": sum(x != y for x, y in zip(a, b)) + abs(len(a) - len(b)),
+        "chunks": out["chunks"], "seams": out["seams"], "seam_reruns": out["reruns"],
+        # Why the default warm-up is 2 (hold + 2): seams proven at every keyframe.
+        "seams_at_every_keyframe_by_warmup": {
+            w: seam_study(detections, list(index.keyframes), w, hold, 640, 360)
+            for w in (hold + 2, 2 * (hold + 2))},
+        "frames_run_over_frames": round(out["frames_run"] / len(a), 2),
+        # Per frame in one process and in a worker: apart when the cores are shared.
+        "single_seconds_per_frame": round(single / len(a), 3),
+        "worker_seconds_per_frame": round(out["task_seconds"] / out["frames_run"], 3),
+        "note": "two worker processes on the machine's cores, shared with whatever else runs; "
+                "frames_run_over_frames counts warm-ups and seam reruns"})
+    return res
+
+
 SECTIONS = {"mask": bench_mask, "detector": bench_detector, "detector_rtl": bench_detector_rtl,
             "pipeline": bench_pipeline, "host": bench_host, "privacy": bench_privacy,
             "pynq": bench_pynq}
+SECTIONS["cluster"] = bench_cluster
 #: Sections whose keys also go under another area's object (the issue names them there).
 MERGE_INTO = {"detector_rtl": "detector"}
 

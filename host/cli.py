@@ -115,6 +115,9 @@ def _backend(text):
 
 def cmd_anonymize(args):
     from pathlib import Path
+    if args.cluster:
+        from .cluster import cli_anonymize
+        return cli_anonymize(args)
 
     from .accelerator import open as open_accelerator
     from .anonymize import anonymize_path, live, plan
@@ -285,6 +288,11 @@ def build_parser():
                         "per input the sha256 of input and output, frames, boxes per frame, "
                         "fail-closed frames and why (no pixels)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="run on a Dask cluster: a scheduler address (tcp://host:8786), or "
+                        "local[:N] for N worker processes here; videos are split at keyframes")
+    p.add_argument("--chunk-frames", type=int, default=600,
+                   help="with --cluster: the shortest chunk of a video, in frames")
     p.set_defaults(func=cmd_anonymize)
 
     p = sub.add_parser("info", help="versions, backends, toolchain and register defaults")
