@@ -27,8 +27,8 @@ from amaranth.lib.wiring import In, Out
 
 from .types import Pixel, pixel_stream
 
-__all__ = ["DVPCapture", "DVPInput", "rgb565_expand", "rgb565_quantize", "dvp_encode",
-           "dvp_capture_model"]
+__all__ = ["DVPCapture", "DVPInput", "rgb565_expand", "rgb565_quantize", "rgb565_bytes",
+           "dvp_encode", "dvp_capture_model"]
 
 
 def rgb565_expand(r5, g6, b5):
@@ -46,7 +46,8 @@ def rgb565_quantize(frame):
     return np.stack([r, g, b], axis=-1).astype(np.uint8)
 
 
-def _bytes_of(frame):
+def rgb565_bytes(frame):
+    """Return the DVP bytes of an RGB frame, (H, 2W): R[4:0] G[5:3], then G[2:0] B[4:0]."""
     f = np.asarray(frame, np.uint16)
     r5, g6, b5 = f[..., 0] >> 3, f[..., 1] >> 2, f[..., 2] >> 3
     hi = (r5 << 3) | (g6 >> 3)
@@ -68,7 +69,7 @@ def dvp_encode(frames, h_blank=16, v_front=2, v_sync=2, v_back=2):
             vs.append(np.full(n * line, k, bool))
             hr.append(np.zeros(n * line, bool))
             da.append(np.zeros(n * line, np.uint8))
-        rows = _bytes_of(frame)
+        rows = rgb565_bytes(frame)
         for y in range(h):
             vs.append(np.zeros(line, bool))
             hr.append(np.r_[np.ones(2 * w, bool), np.zeros(h_blank, bool)])

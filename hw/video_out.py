@@ -54,7 +54,7 @@ class DVIFramer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         t = self.timing
-        m.submodules.timing = tg = TimingGenerator(t)
+        m.submodules.timing = tg = TimingGenerator(t, start_in_blanking=True)
         m.submodules.fifo = fifo = SyncFIFOBuffered(width=Pixel.as_shape().size,
                                                     depth=self.fifo_depth)
         m.d.comb += [fifo.w_data.eq(self.i.payload), fifo.w_en.eq(self.i.valid),

@@ -6,7 +6,9 @@ generator counts (x, y) over the whole raster and reports `de` (picture), `hsync
 (already at their polarity) and `frame_start`/`line_start` strobes one clock ahead of the
 first active pixel of a frame/line. `hold` keeps the generator on the last line of the
 vertical blanking (it repeats that line, hsync still running): the output framer uses it to
-lock the display's frame to the camera's (no frame buffer on the video path).
+lock the display's frame to the camera's (no frame buffer on the video path). With
+`start_in_blanking` the generator starts on that line, so even the first frame after reset
+waits for `hold`.
 """
 
 from dataclasses import dataclass
@@ -68,12 +70,14 @@ CEA_720P30 = VideoTiming(1280, 1760, 40, 220, 720, 5, 5, 20, 74.25e6, name="720p
 class TimingGenerator(wiring.Component):
     """Raster counters for `timing`; outputs registered (valid for the pixel at `x`, `y`)."""
 
-    def __init__(self, timing: VideoTiming):
+    def __init__(self, timing: VideoTiming, start_in_blanking=False):
         self.timing = timing
+        self.start_in_blanking = start_in_blanking
         t = timing
         super().__init__({
             "hold": In(1),
-            "x": Out(range(t.h_total)), "y": Out(range(t.v_total)),
+            "x": Out(range(t.h_total)),
+            "y": Out(range(t.v_total), init=t.v_total - 1 if start_in_blanking else 0),
             "de": Out(1), "hsync": Out(1), "vsync": Out(1),
             # One clock before the first active pixel of a line / of a frame.
             "line_start": Out(1), "frame_start": Out(1),
