@@ -14,7 +14,7 @@ waits for `hold`.
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 

@@ -50,7 +50,8 @@ def board():
     return BoardSim(W, H, cascade=CASCADE)
 
 
-def expected_output(frames, cfg=PipelineConfig()):
+def expected_output(frames, cfg=None):
+    cfg = cfg or PipelineConfig()
     return PipelineModel(W, H, CASCADE).process_frames([rgb565_quantize(f) for f in frames],
                                                        cfg)
 
