@@ -4,24 +4,34 @@ Sources (register meanings, not code): the OmniVision OV5640 datasheet (system c
 timing control 0x38xx, format control 0x4300 / 0x501F, DVP control 0x47xx), and the register
 values the Linux driver `drivers/media/i2c/ov5640.c` uses for its initial setting and its
 1280x720 mode (analog crop top 250, height 1456; output window 1280x720 at offset 16, 4;
-HTS 1892, VTS 740). The table is written here by hand in the order the sensor needs: software
+HTS 1892, VTS 740). HTS is 1890 here, two pixels shorter: with the board's clocks (XCLK and
+the pixel clock from one crystal) a camera line is then exactly 3348 display pixel clocks, so
+the display can be locked to the camera line for line (bitstreams/ulx3s-85f/top.py).
+The table is written here by hand in the order the sensor needs: software
 reset, sensor core settings, PLL, window and timing, output format, DVP polarity, wake up.
 
-Not verified on hardware (no board in CI): the PLL values give a 42 Mpixel/s pixel rate
-(84 MHz PCLK, two bytes per pixel) by the datasheet's clock tree with a 24 MHz XCLK, and the
-ISP's colour tuning (AWB, gamma, lens shading) is left at its reset values. The board's
+Not verified on hardware (no board in CI): the PLL values are meant to give the Linux driver's
+720p30 pixel rate, 42 Mpixel/s (HTS x VTS x 30, PCLK 84 MHz with two bytes per pixel) from a
+24 MHz XCLK; the datasheet's clock tree leaves room for doubt (PCLK dividers 0x3108, 0x3824),
+so this must be measured on a board. The ISP's colour tuning (AWB, gamma, lens shading) is
+left at its reset values. The board's
 `underrun` / `overflow` LEDs show when the camera's line rate and the display's disagree.
 """
 
 from .sccb import DELAY
 
-__all__ = ["OV5640_ADDRESS", "OV5640_720P30_RGB565", "OV5640_CHIP_ID"]
+__all__ = ["OV5640_ADDRESS", "OV5640_720P30_RGB565", "OV5640_CHIP_ID", "OV5640_HTS",
+           "OV5640_VTS", "OV5640_PIXEL_HZ_AT_24MHZ"]
 
 OV5640_ADDRESS = 0x3C
 #: Chip ID registers 0x300A/0x300B read 0x56, 0x40.
 OV5640_CHIP_ID = 0x5640
 
-_HTS, _VTS = 1892, 740
+#: Line and frame totals the table sets (camera pixel clocks, lines).
+OV5640_HTS, OV5640_VTS = 1890, 740
+#: The pixel rate the table aims at with a 24 MHz XCLK (scales with XCLK).
+OV5640_PIXEL_HZ_AT_24MHZ = 42e6
+_HTS, _VTS = OV5640_HTS, OV5640_VTS
 _W, _H = 1280, 720
 
 

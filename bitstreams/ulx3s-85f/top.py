@@ -24,19 +24,30 @@ from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
 from obscura.hw.camera_board import BOARD_DETECTOR, CameraBoard
 from obscura.hw.ecp5_pll import ecp5_pll
-from obscura.hw.video_timing import CEA_720P30
+from obscura.hw.ov5640 import OV5640_HTS, OV5640_PIXEL_HZ_AT_24MHZ, OV5640_VTS
+from obscura.hw.video_timing import VideoTiming
 
-__all__ = ["ov5640_resource", "ULX3STop", "make_platform", "PLL", "TIMING", "PCLK_HZ"]
+__all__ = ["ov5640_resource", "ULX3STop", "make_platform", "PLL", "TIMING", "PCLK_HZ",
+           "CAMERA_PIXEL_HZ"]
 
-#: Display raster: 1280x720p30 (CEA VIC 62); its pixel clock is the pipeline's clock.
-TIMING = CEA_720P30
-#: The camera's PCLK with the register table of `obscura.hw.ov5640` (two per pixel).
-PCLK_HZ = 84e6
-#: 25 MHz crystal -> CLKOP ~ 5 x pixel clock (DDR: 10 bits per pixel), CLKOS pixel clock,
+#: 25 MHz crystal -> CLKOP ~ 5 x 74.25 MHz (DDR: 10 bits per pixel), CLKOS the pixel clock,
 #: CLKOS2 ~ 24 MHz camera XCLK. With CLKFB_DIV <= 80 the nearest is 370 / 74.0 / 23.87 MHz
 #: (the pixel clock 0.34 % under 74.25 MHz; DVI receivers accept +-0.5 %).
-PLL = ecp5_pll(25.0, 5 * TIMING.pixel_hz / 1e6, (TIMING.pixel_hz / 1e6, 24.0))
-
+PLL = ecp5_pll(25.0, 5 * 74.25, (74.25, 24.0))
+PIXEL_HZ = PLL.secondary_mhz[0] * 1e6
+XCLK_HZ = PLL.secondary_mhz[1] * 1e6
+#: The camera's pixel rate and PCLK (two bytes per pixel) with that XCLK.
+CAMERA_PIXEL_HZ = OV5640_PIXEL_HZ_AT_24MHZ * XCLK_HZ / 24e6
+PCLK_HZ = 2 * CAMERA_PIXEL_HZ
+#: Display raster locked to the camera without a frame buffer: one camera line (HTS camera
+#: pixels) is exactly one display line (3348 pixel clocks, 1280 active: a 720p30 raster with a
+#: longer front porch than CEA VIC 62's 3300), and the display frame (738 lines) is two lines
+#: shorter than the camera's (VTS 740), so the display waits for each camera frame at its end
+#: (`DVIFramer`) instead of falling behind. 29.95 Hz.
+_LINE = round(OV5640_HTS * PIXEL_HZ / CAMERA_PIXEL_HZ)
+TIMING = VideoTiming(1280, _LINE - 1280 - 40 - 220, 40, 220, 720, 3, 5, OV5640_VTS - 2 - 728,
+                     PIXEL_HZ, name=f"1280x720p30 locked to the OV5640 ({_LINE}x"
+                     f"{OV5640_VTS - 2}, {PIXEL_HZ / 1e6:.2f} MHz)")
 
 def ov5640_resource(conn=("gpio", 0)):
     """The camera's pins on the ULX3S GPIO header (J1/J2 GP/GN pairs via the `gpio`
@@ -44,7 +55,7 @@ def ov5640_resource(conn=("gpio", 0)):
     a = Attrs(IO_TYPE="LVCMOS33")
     return Resource(
         "ov5640", 0,
-        Subsignal("pclk", Pins("3+", dir="i", conn=conn), Clock(PCLK_HZ), a),
+        Subsignal("pclk", Pins("3+", dir="i", conn=conn), Clock(round(PCLK_HZ)), a),
         Subsignal("vsync", Pins("3-", dir="i", conn=conn), a),
         Subsignal("href", Pins("4+", dir="i", conn=conn), a),
         Subsignal("xclk", Pins("4-", dir="o", conn=conn), a),
