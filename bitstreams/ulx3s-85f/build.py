@@ -102,6 +102,7 @@ def parse_report(path):
 def bitstream(seed=SEED):
     """Build; return the manifest. Raise BuildError (tool failure) or exit 2 (timing)."""
     t0 = time.time()
+    head, dirty = git_state()       # the sources this build elaborates
     sys.path.insert(0, str(HERE))
     from top import PCLK_HZ, PLL, TIMING
 
@@ -143,7 +144,6 @@ def bitstream(seed=SEED):
                 out / "ecppack.log", out) != 0:
             raise BuildError(f"ecppack failed: see {out / 'ecppack.log'}")
         sha = hashlib.sha256(bit.read_bytes()).hexdigest()
-    head, dirty = git_state()
     manifest = {
         "board": "ulx3s-85f", "device": "LFE5U-85F-6BG381C", "top": NAME,
         "git": head, "git_dirty": dirty,
