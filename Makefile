@@ -51,9 +51,11 @@ docs: setup
 
 # Board bitstreams (issue 8): make bitstream BOARD=ulx3s-85f; fails (exit 2) when timing is not met.
 BOARD ?= ulx3s-85f
+# ABC9 (Yosys 0.70) asserts on the whole ULX3S design: map LUTs with classic ABC at once.
+BITSTREAM_OPTS ?= --classic-abc
 bitstream: setup
 	@test -f bitstreams/$(BOARD)/build.py || { echo "no board target bitstreams/$(BOARD)"; exit 1; }
-	$(PY) bitstreams/$(BOARD)/build.py bitstream
+	$(PY) bitstreams/$(BOARD)/build.py bitstream $(BITSTREAM_OPTS)
 
 flash: setup
 	@test -f bitstreams/$(BOARD)/build.py || { echo "no board target bitstreams/$(BOARD)"; exit 1; }

