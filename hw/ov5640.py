@@ -40,6 +40,8 @@ def _u16(reg, value):
 
 
 OV5640_720P30_RGB565 = [
+    # Power up: SCCB access 20 ms after RESETB goes high (datasheet power-up sequence).
+    (DELAY, 20),
     # System: clock from the pad, software reset, wait, then power down while configuring.
     (0x3103, 0x11), (0x3008, 0x82), (DELAY, 5), (0x3008, 0x42), (0x3103, 0x03),
     # Pads: VSYNC, HREF, PCLK and D[9:0] as outputs.
