@@ -85,3 +85,19 @@ def test_flash_without_openfpgaloader_says_what_to_do(monkeypatch):
     monkeypatch.setenv("OPENFPGALOADER", "openFPGALoader-definitely-not-installed")
     with pytest.raises(build.BuildError, match="install openFPGALoader"):
         build.flash()
+
+
+def test_a_design_that_does_not_fit_is_measured_from_the_log(tmp_path):
+    build = load("build")
+    log = tmp_path / "nextpnr.log"
+    log.write_text("Info: Device utilisation:\n"
+                   "Info: \t              DP16KD:     327/    208   157%\n"
+                   "Info: \t          MULT18X18D:      76/    156    48%\n"
+                   "Info: \t        TRELLIS_COMB:   39676/  83640    47%\n"
+                   "ERROR: Unable to place cell 'x', no BELs remaining to implement cell type "
+                   "'DP16KD'\n")
+    util, error = build.parse_log_utilisation(log)
+    usage = build._usage(util)
+    assert (usage["ebr"], usage["ebr_available"], usage["dsp"]) == (327, 208, 76)
+    assert usage["lut_pct"] == pytest.approx(47.44)
+    assert "no BELs remaining" in error
