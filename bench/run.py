@@ -481,8 +481,12 @@ def bench_ulx3s(quick):
                          for k, v in man["fmax_mhz"].items()},
             "luts": u["luts"], "lut_pct": u["lut_pct"], "ebr": u["ebr"], "dsp": u["dsp"],
             "build_seconds": man["build_seconds"], "manifest_git": man["git"],
-            "bitstream_sha256": man["bitstream_sha256"],
+            "bitstream_sha256": man["bitstream_sha256"], "fits": man.get("fits", True),
+            "build_reason": man.get("reason"),
         })
+        if not res["fmax_mhz"]:
+            res["fmax_mhz"] = None
+            res["fmax_reason"] = "not analysed: " + (man.get("reason") or "no clock reported")
         if quick:
             res["build_note"] = "--quick: numbers from the last build's manifest"
     else:
