@@ -51,7 +51,9 @@ def _version(tool):
     try:
         out = subprocess.run([_tool(tool), "--version"], capture_output=True, text=True,
                              timeout=600)
-        return (out.stdout or out.stderr).strip().splitlines()[0]
+        lines = [ln for ln in (out.stdout + out.stderr).strip().splitlines()
+                 if ln.strip() and not ln.startswith("Preparing to run")]   # YoWASP's banner
+        return lines[0]
     except (OSError, subprocess.SubprocessError, IndexError, BuildError):
         return None
 
