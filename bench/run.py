@@ -749,6 +749,96 @@ def bench_cluster(quick):
         "worker_seconds_per_frame": round(out["task_seconds"] / out["frames_run"], 3),
         "note": "two worker processes on the machine's cores, shared with whatever else runs; "
                 "frames_run_over_frames counts warm-ups and seam reruns"})
+
+def _board_sim_frames(width, height, frames, **kw):
+    """Play `frames` through the board-level simulation; return (matched, compared, info)."""
+    from obscura.hw.dvp import rgb565_quantize
+    from obscura.hw.pipeline_model import PipelineConfig, PipelineModel
+    from obscura.sim.board_sim import BoardSim
+
+    sim = BoardSim(width, height, quiet=True, **kw)
+    t0 = time.perf_counter()
+    shown, problems, info = sim.run(frames)
+    seconds = time.perf_counter() - t0
+    model = PipelineModel(width, height, kw.get("cascade", "frontalface_alt"), kw.get("params"))
+    expected = model.process_frames([rgb565_quantize(f) for f in frames], PipelineConfig())
+    matched = sum(int(a.shape == b.shape and (a == b).all()) for a, b in zip(expected, shown))
+    return matched, len(frames), {"problems": problems[:5], "frames_shown": len(shown),
+                                  "sim_seconds": round(seconds, 1),
+                                  "sync_cycles": info["sync_cycles"],
+                                  "vouched_frames": sum(model.vouched)}
+
+
+def bench_ulx3s(quick):
+    """ULX3S board: board-level simulation (camera model -> DVP -> pipeline -> TMDS decoded)
+    against the pipeline model, and the bitstream build's timing and utilisation."""
+    import cv2
+
+    sys.path.insert(0, str(ROOT / "bitstreams" / "ulx3s-85f"))
+    res = {"command": "make bench (bench/run.py: bench_ulx3s); make bitstream BOARD=ulx3s-85f"}
+    native = video_frames_native(104)
+    if native:
+        small = [np.ascontiguousarray(cv2.resize(f, (160, 120), interpolation=cv2.INTER_AREA))
+                 for f in native[100:104]]
+        source = "../shared/data/video frames 100-103"
+    else:
+        from obscura.samples import astronaut_bgr
+        img = np.ascontiguousarray(astronaut_bgr()[..., ::-1])
+        small = [np.ascontiguousarray(cv2.resize(np.roll(img, 4 * k, axis=1), (160, 120),
+                                                 interpolation=cv2.INTER_AREA))
+                 for k in range(4)]
+        source = "astronaut photo, shifted"
+    m, n, info = _board_sim_frames(160, 120, small)
+    res["sim_small"] = {"geometry": "160x120 (CI)", "frames": source, "matched": m,
+                        "compared": n, **info}
+    if quick:
+        res["sim_frames_matched"] = None
+        res["sim_frames_matched_reason"] = ("--quick: only the 160x120 geometry ran "
+                                            f"({m} of {n} matched)")
+    else:
+        from top import CAMERA_PIXEL_HZ, PCLK_HZ, TIMING
+
+        from obscura.hw.camera_board import BOARD_DETECTOR
+        from obscura.hw.ov5640 import OV5640_HTS
+        from obscura.sim.board_sim import CameraTiming
+        frames = video_frames_720p(104)
+        frames = frames[100:104] if frames else [cv2.resize(f, (1280, 720)) for f in small]
+        cam = CameraTiming(pclk_hz=PCLK_HZ, h_blank=2 * OV5640_HTS - 2 * 1280, v_front=2,
+                           v_sync=4, v_back=14)
+        m, n, info = _board_sim_frames(1280, 720, frames, timing=TIMING,
+                                       cascade="frontalface_default", params=BOARD_DETECTOR,
+                                       camera=cam)
+        res.update({"sim_frames_matched": m, "sim_frames_compared": n,
+                    "sim_geometry": "1280x720, board timing", "sim_full": info,
+                    "camera_pixel_mhz": round(CAMERA_PIXEL_HZ / 1e6, 4)})
+    manifest_path = ROOT / "bitstreams" / "ulx3s-85f" / "manifest.json"
+    if not quick:
+        proc = subprocess.run([sys.executable, str(ROOT / "bitstreams" / "ulx3s-85f" /
+                                                   "build.py"), "bitstream"],
+                              capture_output=True, text=True)
+        res["build_exit_code"] = proc.returncode
+        res["build_stderr"] = proc.stderr.strip().splitlines()[-3:]
+    if manifest_path.exists():
+        man = json.loads(manifest_path.read_text())
+        u = man["utilisation"]
+        res.update({
+            "timing_met": man["timing_met"],
+            "fmax_mhz": {k: {"achieved": v["achieved_mhz"], "target": v["constraint_mhz"]}
+                         for k, v in man["fmax_mhz"].items()},
+            "luts": u["luts"], "lut_pct": u["lut_pct"], "ebr": u["ebr"], "dsp": u["dsp"],
+            "build_seconds": man["build_seconds"], "manifest_git": man["git"],
+            "bitstream_sha256": man["bitstream_sha256"], "fits": man.get("fits", True),
+            "build_reason": man.get("reason"),
+        })
+        if not res["fmax_mhz"]:
+            res["fmax_mhz"] = None
+            res["fmax_reason"] = "not analysed: " + (man.get("reason") or "no clock reported")
+        if quick:
+            res["build_note"] = "--quick: numbers from the last build's manifest"
+    else:
+        for k in ("timing_met", "fmax_mhz", "luts", "lut_pct", "ebr", "dsp", "build_seconds"):
+            res[k] = None
+        res["build_reason"] = "no build yet (--quick skips it): run make bitstream BOARD=ulx3s-85f"
     return res
 
 
@@ -756,6 +846,7 @@ SECTIONS = {"mask": bench_mask, "detector": bench_detector, "detector_rtl": benc
             "pipeline": bench_pipeline, "host": bench_host, "privacy": bench_privacy,
             "pynq": bench_pynq}
 SECTIONS["cluster"] = bench_cluster
+SECTIONS["ulx3s"] = bench_ulx3s
 #: Sections whose keys also go under another area's object (the issue names them there).
 MERGE_INTO = {"detector_rtl": "detector"}
 

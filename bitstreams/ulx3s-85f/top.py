@@ -1,0 +1,138 @@
+"""ULX3S (LFE5U-85F) board top: OV5640 camera on the GPIO header in, DVI on GPDI out.
+
+Adds to the board core (`obscura.hw.camera_board.CameraBoard`) what only a real FPGA has:
+
+* clocks: one EHXPLLL from the 25 MHz crystal gives the TMDS bit clock / 2 (CLKOP, `tmds`
+  domain, DDR output), the pixel clock (CLKOS, `sync`: the pipeline and the display) and the
+  camera's XCLK (CLKOS2); the camera's PCLK pin clocks the `cam` domain. Resets come from the
+  PLL's lock, synchronised into each domain.
+* DVI: each channel's 10-bit symbol is taken into the `tmds` domain once per pixel (a toggle
+  from the pixel domain, synchronised, marks the load) and shifted out two bits per `tmds`
+  clock through ODDRX1F (Amaranth's `io.DDRBuffer`), least significant bit first; the clock
+  channel sends 0b0000011111 (the pixel clock).
+* pins: the camera as a named connector resource (`ov5640_resource`, easy to move), SCCB
+  open drain with pull-ups, PWDN low and RESET high; LEDs and the FIRE buttons.
+
+Run `python bitstreams/ulx3s-85f/build.py bitstream` (or `make bitstream BOARD=ulx3s-85f`).
+"""
+
+from amaranth.build import Attrs, Clock, Pins, PinsN, Resource, Subsignal
+from amaranth.hdl import ClockDomain, ClockSignal, Const, Module, Signal
+from amaranth.lib import io, wiring
+from amaranth.lib.cdc import FFSynchronizer, ResetSynchronizer
+from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+from obscura.hw.camera_board import BOARD_DETECTOR, CameraBoard
+from obscura.hw.ecp5_pll import ecp5_pll
+from obscura.hw.ov5640 import OV5640_HTS, OV5640_PIXEL_HZ_AT_24MHZ, OV5640_VTS
+from obscura.hw.video_timing import VideoTiming
+
+__all__ = ["ov5640_resource", "ULX3STop", "make_platform", "PLL", "TIMING", "PCLK_HZ",
+           "CAMERA_PIXEL_HZ"]
+
+#: 25 MHz crystal -> CLKOP ~ 5 x 74.25 MHz (DDR: 10 bits per pixel), CLKOS the pixel clock,
+#: CLKOS2 ~ 24 MHz camera XCLK. With CLKFB_DIV <= 80 the nearest is 370 / 74.0 / 23.87 MHz
+#: (the pixel clock 0.34 % under 74.25 MHz; DVI receivers accept +-0.5 %).
+PLL = ecp5_pll(25.0, 5 * 74.25, (74.25, 24.0))
+PIXEL_HZ = PLL.secondary_mhz[0] * 1e6
+XCLK_HZ = PLL.secondary_mhz[1] * 1e6
+#: The camera's pixel rate and PCLK (two bytes per pixel) with that XCLK.
+CAMERA_PIXEL_HZ = OV5640_PIXEL_HZ_AT_24MHZ * XCLK_HZ / 24e6
+PCLK_HZ = 2 * CAMERA_PIXEL_HZ
+#: Display raster locked to the camera without a frame buffer: one camera line (HTS camera
+#: pixels) is exactly one display line (3348 pixel clocks, 1280 active: a 720p30 raster with a
+#: longer front porch than CEA VIC 62's 3300), and the display frame (738 lines) is two lines
+#: shorter than the camera's (VTS 740), so the display waits for each camera frame at its end
+#: (`DVIFramer`) instead of falling behind. 29.95 Hz.
+_LINE = round(OV5640_HTS * PIXEL_HZ / CAMERA_PIXEL_HZ)
+TIMING = VideoTiming(1280, _LINE - 1280 - 40 - 220, 40, 220, 720, 3, 5, OV5640_VTS - 2 - 728,
+                     PIXEL_HZ, name=f"1280x720p30 locked to the OV5640 ({_LINE}x"
+                     f"{OV5640_VTS - 2}, {PIXEL_HZ / 1e6:.2f} MHz)")
+
+def ov5640_resource(conn=("gpio", 0)):
+    """The camera's pins on the ULX3S GPIO header (J1/J2 GP/GN pairs via the `gpio`
+    connector). Change the pin names here to move the camera; the map is in README.md."""
+    a = Attrs(IO_TYPE="LVCMOS33")
+    return Resource(
+        "ov5640", 0,
+        Subsignal("pclk", Pins("3+", dir="i", conn=conn), Clock(round(PCLK_HZ)), a),
+        Subsignal("vsync", Pins("3-", dir="i", conn=conn), a),
+        Subsignal("href", Pins("4+", dir="i", conn=conn), a),
+        Subsignal("xclk", Pins("4-", dir="o", conn=conn), a),
+        Subsignal("data", Pins("5+ 5- 6+ 6- 7+ 7- 8+ 8-", dir="i", conn=conn), a),
+        Subsignal("scl", Pins("9+", dir="io", conn=conn), Attrs(IO_TYPE="LVCMOS33",
+                                                              PULLMODE="UP")),
+        Subsignal("sda", Pins("9-", dir="io", conn=conn), Attrs(IO_TYPE="LVCMOS33",
+                                                              PULLMODE="UP")),
+        Subsignal("pwdn", Pins("10+", dir="o", conn=conn), a),
+        Subsignal("reset", PinsN("10-", dir="o", conn=conn), a),
+    )
+
+
+def make_platform():
+    platform = ULX3S_85F_Platform()
+    platform.add_resources([ov5640_resource()])
+    return platform
+
+
+class ULX3STop(wiring.Component):
+    def __init__(self, core=None):
+        self.core = core or CameraBoard(TIMING.h_active, TIMING.v_active, TIMING,
+                                        params=BOARD_DETECTOR)
+        super().__init__({})
+
+    def elaborate(self, platform):
+        m = Module()
+        # Clocks and resets.
+        clk25 = platform.request("clk25", dir="-")
+        m.submodules.clk25_buf = clk25_buf = io.Buffer("i", clk25)
+        m.domains.sync = ClockDomain("sync")
+        m.domains.tmds = ClockDomain("tmds")
+        m.domains.cam = ClockDomain("cam")
+        tmds_clk, pix_clk, xclk, lock = Signal(), Signal(), Signal(), Signal()
+        m.submodules.pll = PLL.instance(clk25_buf.i, tmds_clk, (pix_clk, xclk), lock)
+        cam = platform.request("ov5640", 0, dir={"pclk": "-", "scl": "-", "sda": "-"})
+        m.submodules.pclk_buf = pclk_buf = io.Buffer("i", cam.pclk)
+        m.d.comb += [ClockSignal("sync").eq(pix_clk), ClockSignal("tmds").eq(tmds_clk),
+                     ClockSignal("cam").eq(pclk_buf.i)]
+        for domain in ("sync", "tmds", "cam"):
+            m.submodules[f"rst_{domain}"] = ResetSynchronizer(~lock, domain=domain)
+
+        m.submodules.core = core = self.core
+        # Camera.
+        m.d.comb += [cam.xclk.o.eq(xclk), cam.pwdn.o.eq(0), cam.reset.o.eq(0),
+                     core.cam_vsync.eq(cam.vsync.i), core.cam_href.eq(cam.href.i),
+                     core.cam_data.eq(cam.data.i)]
+        m.submodules.scl_buf = scl = io.Buffer("io", cam.scl)
+        m.submodules.sda_buf = sda = io.Buffer("io", cam.sda)
+        m.d.comb += [scl.o.eq(0), scl.oe.eq(core.sccb_scl_oe),
+                     sda.o.eq(0), sda.oe.eq(core.sccb_sda_oe)]
+        m.submodules.sda_sync = FFSynchronizer(sda.i, core.sccb_sda_i, init=1)
+        # Buttons and LEDs.
+        m.d.comb += [core.btn_mode.eq(platform.request("button_fire", 0).i),
+                     core.btn_shape.eq(platform.request("button_fire", 1).i)]
+        for i in range(8):
+            m.d.comb += platform.request("led", i).o.eq(core.leds[i])
+
+        # DVI: load each symbol into the tmds domain once per pixel, shift out 2 bits a clock.
+        hdmi = platform.request("hdmi", 0, dir={"clk": "-", "d": "-", "cec": "-", "eth": "-",
+                                                "scl": "-", "sda": "-"})
+        toggle = Signal()
+        m.d.sync += toggle.eq(~toggle)
+        toggle_t, toggle_prev = Signal(), Signal()
+        m.submodules.toggle_sync = FFSynchronizer(toggle, toggle_t, o_domain="tmds")
+        m.d.tmds += toggle_prev.eq(toggle_t)
+        load = toggle_t ^ toggle_prev
+        words = [core.tmds_b, core.tmds_g, core.tmds_r, Const(0b0000011111, 10)]
+        ports = [hdmi.d[0], hdmi.d[1], hdmi.d[2], hdmi.clk]
+        for i, (word, port) in enumerate(zip(words, ports)):
+            hold = Signal(10, name=f"tmds{i}_word")
+            m.d.sync += hold.eq(word)
+            shift = Signal(10, name=f"tmds{i}_shift")
+            with m.If(load):
+                m.d.tmds += shift.eq(hold)
+            with m.Else():
+                m.d.tmds += shift.eq(shift >> 2)
+            m.submodules[f"tmds{i}_ddr"] = ddr = io.DDRBuffer("o", port, o_domain="tmds")
+            m.d.comb += [ddr.o[0].eq(shift[0]), ddr.o[1].eq(shift[1])]
+        return m
