@@ -749,6 +749,8 @@ def bench_cluster(quick):
         "worker_seconds_per_frame": round(out["task_seconds"] / out["frames_run"], 3),
         "note": "two worker processes on the machine's cores, shared with whatever else runs; "
                 "frames_run_over_frames counts warm-ups and seam reruns"})
+    return res
+
 
 def _board_sim_frames(width, height, frames, **kw):
     """Play `frames` through the board-level simulation; return (matched, compared, info)."""
