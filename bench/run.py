@@ -2,7 +2,8 @@
 
 Sections: mask, detector (+ detector_rtl), pipeline, host, privacy, pynq, cluster, ulx3s.
 Each records what it measured and the command that produced it; a section that cannot run
-records null with the reason. At the end, bench/report.py writes build/bench/report.md and the pictures.
+records null with the reason. At the end, bench/report.py writes build/bench/report.md and
+the pictures.
 """
 
 import argparse
