@@ -6,10 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import BUILD, astronaut_rgb
+from conftest import BUILD
 from obscura.hw.mask_model import frames_to_stream
 from obscura.hw.pipeline_model import PipelineConfig, PipelineModel
 from obscura.hw.types import Mode, Shape
+from obscura.samples import astronaut_face_crops
 from obscura.sim.compare import mismatch_report
 from obscura.sim.pipeline_sim import PipelineSim
 
@@ -19,12 +20,7 @@ FILL = (255, 0, 255)
 
 def face_frames(shifts):
     """160x120 crops of a real photo; the face moves with the shift."""
-    out = []
-    for s in shifts:
-        x0 = 60 + 4 * s
-        img = astronaut_rgb()[0:240, x0:x0 + 320]
-        out.append(np.ascontiguousarray(cv2.resize(img, (W, H), interpolation=cv2.INTER_AREA)))
-    return out
+    return astronaut_face_crops(shifts, W, H)
 
 
 def assert_frames_equal(expected, got, what):

@@ -11,10 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import astronaut_rgb
 from obscura.accelerator import BackendError
 from obscura.hw.mask_model import frames_to_stream
 from obscura.hw.regs import ID_VALUE, pynq_register_map
+from obscura.samples import astronaut_face_crops
 from obscura.sim.compare import mismatch_report
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,12 +47,7 @@ def dev(board):
 
 
 def astronaut_frames(shifts):
-    out = []
-    for s in shifts:
-        x0 = 60 + 4 * s
-        img = astronaut_rgb()[0:240, x0:x0 + 320]
-        out.append(np.ascontiguousarray(cv2.resize(img, (W, H), interpolation=cv2.INTER_AREA)))
-    return out
+    return astronaut_face_crops(shifts, W, H)
 
 
 def video_frames_bgr(shared, picks=(100, 104, 108, 112)):

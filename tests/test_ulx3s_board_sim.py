@@ -8,13 +8,14 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import BUILD, astronaut_rgb
+from conftest import BUILD
 from obscura.hw.dvp import rgb565_quantize
 from obscura.hw.mask_model import frames_to_stream
 from obscura.hw.ov5640 import OV5640_720P30_RGB565
 from obscura.hw.pipeline_model import PipelineConfig, PipelineModel
 from obscura.hw.sccb import decode_i2c, sccb_writes
 from obscura.hw.types import Mode
+from obscura.samples import astronaut_face_crops
 from obscura.sim.board_sim import BoardSim
 from obscura.sim.compare import mismatch_report
 
@@ -23,12 +24,7 @@ LED_FAIL_CLOSED, LED_OVERRUN, LED_CAMERA, LED_PATTERN = 1, 2, 4, 8
 
 
 def face_frames(shifts):
-    out = []
-    for s in shifts:
-        x0 = 60 + 4 * s
-        img = astronaut_rgb()[0:240, x0:x0 + 320]
-        out.append(np.ascontiguousarray(cv2.resize(img, (W, H), interpolation=cv2.INTER_AREA)))
-    return out
+    return astronaut_face_crops(shifts, W, H)
 
 
 def assert_shown_equal(expected, shown, what):

@@ -7,7 +7,6 @@ import os
 import random
 
 import cocotb
-import cv2
 import numpy as np
 import tb_common
 from cocotb.clock import Clock
@@ -23,6 +22,7 @@ from cocotbext.axi import (
 
 from obscura.hw.pipeline_model import PipelineConfig, PipelineModel
 from obscura.hw.regs import ID_VALUE, anonymizer_register_map
+from obscura.samples import astronaut_face_crops
 from obscura.sim.pipeline_sim import pipeline_writes
 
 W, H = int(os.environ["OBSCURA_TB_W"]), int(os.environ["OBSCURA_TB_H"])
@@ -32,14 +32,7 @@ REG = {r.name: r.offset for r in REGS}
 
 
 def face_frames(shifts):
-    from skimage import data
-    out = []
-    for s in shifts:
-        x0 = 60 + 4 * s
-        img = data.astronaut()[0:240, x0:x0 + 320]
-        out.append(np.ascontiguousarray(cv2.resize(img, (W, H), interpolation=cv2.INTER_AREA)))
-    return out
-
+    return astronaut_face_crops(shifts, W, H)
 
 class TB:
     def __init__(self, dut):

@@ -6,7 +6,6 @@ bit against `PipelineModel`; a short packet fails closed and the IP recovers."""
 import os
 
 import cocotb
-import cv2
 import numpy as np
 import tb_common
 from cocotb.clock import Clock
@@ -22,6 +21,7 @@ from cocotbext.axi import (
 
 from obscura.hw.pipeline_model import PipelineConfig, PipelineModel
 from obscura.hw.regs import pynq_register_map
+from obscura.samples import astronaut_face_crops
 from obscura.sim.pipeline_sim import pipeline_writes
 
 W, H = int(os.environ["OBSCURA_TB_W"]), int(os.environ["OBSCURA_TB_H"])
@@ -32,13 +32,7 @@ FILL = (255, 0, 255)
 
 
 def face_frames(shifts):
-    from skimage import data
-    out = []
-    for s in shifts:
-        x0 = 60 + 4 * s
-        img = data.astronaut()[0:240, x0:x0 + 320]
-        out.append(np.ascontiguousarray(cv2.resize(img, (W, H), interpolation=cv2.INTER_AREA)))
-    return out
+    return astronaut_face_crops(shifts, W, H)
 
 
 def to_words(rgb):
