@@ -679,7 +679,6 @@ def seam_study(results, cuts, warmup, hold, width, height):
 def bench_cluster(quick):
     """Dask scale-out: one process against two local worker processes on the dev video (model
     backend, lossless FFV1), and the frames where the chunked output differs from it."""
-    import hashlib
     import tempfile
 
     import obscura
@@ -693,19 +692,12 @@ def bench_cluster(quick):
         return {**res, "speedup_2_workers": None, "reason": "../shared/data/video not found"}
     hold, chunk_frames = 15, 60
 
-    class Recorder:                 # keeps the sha256 of every anonymized frame
-        def __init__(self, acc):
-            self.acc, self.hashes = acc, []
-
-        def process(self, frame):
-            out = self.acc.process(frame)
-            self.hashes.append(hashlib.sha256(out.tobytes()).hexdigest())
-            return out
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_cluster import _cut_clip
+    from test_cluster import _Recorder as Recorder  # keeps each output frame's sha256
 
     with tempfile.TemporaryDirectory() as tmp:
         if quick:                   # the first 90 frames, a keyframe every 30
-            sys.path.insert(0, str(ROOT / "tests"))
-            from test_cluster import _cut_clip
             clip = Path(tmp) / "clip.mp4"
             _cut_clip(src, clip, 90, 30)
             src, chunk_frames = clip, 30

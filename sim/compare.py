@@ -4,7 +4,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["stream_coords", "mismatch_report", "assert_stream_equal", "detector_mismatch"]
+__all__ = ["stream_coords", "mismatch_report", "assert_stream_equal", "assert_frames_equal",
+           "detector_mismatch"]
 
 
 def stream_coords(first, last):
@@ -69,6 +70,16 @@ def assert_stream_equal(expected, got, first, last, frames_like=None, save_dir=N
         report += f"\n(failing frames saved under {save_dir})"
     raise AssertionError(report)
 
+
+
+def assert_frames_equal(expected, got, what, save_dir):
+    """`assert_stream_equal` for lists of RGB frames (the got list may be shorter)."""
+    from obscura.hw.mask_model import frames_to_stream
+    stream, first, last = frames_to_stream(expected)
+    got_stream = (np.concatenate([np.asarray(g).reshape(-1, 3) for g in got]) if len(got)
+                  else np.zeros((0, 3), np.uint8))
+    assert_stream_equal(stream, got_stream, first, last, frames_like=expected,
+                        save_dir=save_dir, tag=what.replace(" ", "_"))
 
 def detector_mismatch(frame, model_trace, rtl_trace, model_det, rtl_result, levels):
     """Return a text naming where the detector RTL and its model diverge on one frame, or ''.

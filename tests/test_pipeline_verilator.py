@@ -2,7 +2,6 @@
 for bit, and fault injection: in every case no raw pixel of an unvouched frame comes out, and
 the pipeline recovers on the next clean frames."""
 
-import cv2
 import numpy as np
 import pytest
 
@@ -11,7 +10,7 @@ from obscura.hw.mask_model import frames_to_stream
 from obscura.hw.pipeline_model import PipelineConfig, PipelineModel
 from obscura.hw.types import Mode, Shape
 from obscura.samples import astronaut_face_crops
-from obscura.sim.compare import mismatch_report
+from obscura.sim.compare import assert_frames_equal as _assert_frames_equal
 from obscura.sim.pipeline_sim import PipelineSim
 
 W, H, CASCADE = 160, 120, "frontalface_alt"
@@ -24,17 +23,7 @@ def face_frames(shifts):
 
 
 def assert_frames_equal(expected, got, what):
-    for k, (a, b) in enumerate(zip(expected, got)):
-        _, first, last = frames_to_stream([a])
-        report = mismatch_report(a.reshape(-1, 3), b.reshape(-1, 3), first, last)
-        if report:
-            out = BUILD / "test-failures" / what.replace(" ", "_")
-            out.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(out / f"frame{k}-expected.png"), a[..., ::-1])
-            cv2.imwrite(str(out / f"frame{k}-got.png"), b[..., ::-1])
-            cv2.imwrite(str(out / f"frame{k}-diff.png"),
-                        (np.abs(a.astype(int) - b).sum(2) > 0).astype(np.uint8) * 255)
-            pytest.fail(f"{what}: frame {k}: {report} (images in {out})")
+    _assert_frames_equal(expected, got, what, BUILD / "test-failures")
 
 
 def is_filled(frame, color=FILL):

@@ -10,14 +10,13 @@ import pytest
 
 from conftest import BUILD
 from obscura.hw.dvp import rgb565_quantize
-from obscura.hw.mask_model import frames_to_stream
 from obscura.hw.ov5640 import OV5640_720P30_RGB565
 from obscura.hw.pipeline_model import PipelineConfig, PipelineModel
 from obscura.hw.sccb import decode_i2c, sccb_writes
 from obscura.hw.types import Mode
 from obscura.samples import astronaut_face_crops
 from obscura.sim.board_sim import BoardSim
-from obscura.sim.compare import mismatch_report
+from obscura.sim.compare import assert_frames_equal
 
 W, H, CASCADE = 160, 120, "frontalface_alt"
 LED_FAIL_CLOSED, LED_OVERRUN, LED_CAMERA, LED_PATTERN = 1, 2, 4, 8
@@ -28,17 +27,7 @@ def face_frames(shifts):
 
 
 def assert_shown_equal(expected, shown, what):
-    assert len(shown) == len(expected), f"{what}: {len(shown)} frames shown, expected " \
-                                        f"{len(expected)}"
-    for k, (a, b) in enumerate(zip(expected, shown)):
-        _, first, last = frames_to_stream([a])
-        report = mismatch_report(a.reshape(-1, 3), b.reshape(-1, 3), first, last)
-        if report:
-            out = BUILD / "test-failures" / what.replace(" ", "_")
-            out.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(out / f"frame{k}-expected.png"), a[..., ::-1])
-            cv2.imwrite(str(out / f"frame{k}-got.png"), b[..., ::-1])
-            pytest.fail(f"{what}: frame {k}: {report} (images in {out})")
+    assert_frames_equal(expected, shown, what, BUILD / "test-failures")
 
 
 @pytest.fixture(scope="module")
