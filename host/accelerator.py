@@ -80,7 +80,8 @@ class Accelerator:
 
     # ------------------------------------------------------------------ settings
     def configure(self, mode=None, shape=None, block=None, color=None, margin=None,
-                  hold=None, zones=None, min_neighbors=None, enable=None):
+                  hold=None, zones=None, min_neighbors=None, threshold_offset=None,
+                  enable=None):
         """Set registers; `None` leaves a setting as it is. `color` is (r, g, b)."""
         from obscura.hw.types import BLOCK_SIZES, Mode, Shape
         changes = {}
@@ -106,6 +107,11 @@ class Accelerator:
                 if not 0 <= int(value) <= hi:
                     raise ObscuraError(f"{name} must be in 0..{hi}, not {value!r}")
                 changes[name] = int(value)
+        if threshold_offset is not None:
+            if not -128 <= int(threshold_offset) <= 127:
+                raise ObscuraError(f"threshold_offset must be in -128..127, not "
+                                   f"{threshold_offset!r}")
+            changes["threshold_offset"] = int(threshold_offset)
         if zones is not None:
             if len(zones) > 8:
                 raise ObscuraError(f"at most 8 privacy zones, not {len(zones)}")

@@ -31,6 +31,9 @@ def _detector_args(p):
                    help="pyramid step between scales")
     p.add_argument("--min-neighbors", type=int, default=3,
                    help="raw windows a detection needs, minus one")
+    p.add_argument("--threshold-offset", type=int, default=0,
+                   help="added to every stage threshold, in 1/64 (-128..127): negative "
+                        "finds more faces and more false alarms")
     p.add_argument("--min-size", type=int, default=0,
                    help="smallest face in input pixels (0: the window times the downscale)")
     p.add_argument("--downscale", default="auto", choices=["auto", "1", "2", "4"],
@@ -44,6 +47,11 @@ def cmd_detect(args):
 
     from .media import iter_frames
     cascade = load_cascade(args.cascade)
+    try:                                 # settings out of range: say so before any work
+        DetectorParams(scale_factor=args.scale_factor, min_neighbors=args.min_neighbors,
+                       threshold_offset=args.threshold_offset, min_size=args.min_size)
+    except ValueError as exc:
+        raise ObscuraError(f"{exc}; see `obscura detect --help`") from None
     failed = 0
     for source in args.inputs:
         try:
@@ -52,6 +60,7 @@ def cmd_detect(args):
                 d = auto_downscale(w) if args.downscale == "auto" else int(args.downscale)
                 params = DetectorParams(scale_factor=args.scale_factor,
                                         min_neighbors=args.min_neighbors,
+                                        threshold_offset=args.threshold_offset,
                                         min_size=args.min_size, downscale=d)
                 boxes = detect(rgb, cascade, params).boxes
                 record = {"source": str(source), "frame": n, "width": w, "height": h,
@@ -124,7 +133,7 @@ def cmd_anonymize(args):
     acc = open_accelerator(args.backend, cascade=args.cascade)
     acc.configure(mode=args.mode, shape=args.shape, block=args.block, color=args.color,
                   margin=args.margin, hold=args.hold, zones=args.zone or [],
-                  min_neighbors=args.min_neighbors)
+                  min_neighbors=args.min_neighbors, threshold_offset=args.threshold_offset)
     failed = 0
     records = []
     with acc:
@@ -197,7 +206,7 @@ def _write_report(args, records):
     from pathlib import Path
     settings = {k: getattr(args, k) for k in (
         "mode", "shape", "block", "color", "margin", "hold", "zone", "cascade",
-        "min_neighbors", "codec", "crf", "no_audio", "keep_metadata")}
+        "min_neighbors", "threshold_offset", "codec", "crf", "no_audio", "keep_metadata")}
     report = {"tool": "obscura", "version": __version__, "rtl_git": _git_hash(),
               "backend": args.backend, "settings": settings, "inputs": records}
     path = Path(args.report)
@@ -277,6 +286,9 @@ def build_parser():
     p.add_argument("--cascade", default="frontalface_default", help="detector cascade")
     p.add_argument("--min-neighbors", type=int, default=3,
                    help="raw windows a detection needs, minus one")
+    p.add_argument("--threshold-offset", type=int, default=0,
+                   help="added to every stage threshold, in 1/64 (-128..127): negative "
+                        "finds more faces and more false alarms")
     p.add_argument("--codec", default="libx264", help="video codec of the output")
     p.add_argument("--crf", type=int, default=18, help="quality (x264/x265: lower is better)")
     p.add_argument("--no-audio", action="store_true", help="drop the audio track")

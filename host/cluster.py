@@ -510,7 +510,7 @@ def cli_anonymize(args):
     settings = {"backend": args.backend, "cascade": args.cascade, "configure": dict(
         mode=args.mode, shape=args.shape, block=args.block, color=args.color,
         margin=args.margin, hold=args.hold, zones=args.zone or [],
-        min_neighbors=args.min_neighbors)}
+        min_neighbors=args.min_neighbors, threshold_offset=args.threshold_offset)}
     with connect(args.cluster) as client:
         results = anonymize_cluster(client, todo, settings, codec=args.codec, crf=args.crf,
                                     keep_metadata=args.keep_metadata,

@@ -86,6 +86,7 @@ class Anonymizer(wiring.Component):
         m.d.comb += [trk.records.payload.eq(det.o.payload), trk.records.valid.eq(det.o.valid),
                      det.o.ready.eq(trk.records.ready), trk.frame_start.eq(frame_start),
                      det.min_neighbors.eq(v["DETECT"][0:8]),
+                     det.threshold_offset.eq(v["DETECT"][8:16].as_signed()),
                      trk.margin.eq(v["TRACK"][0:8]), trk.hold.eq(v["TRACK"][8:16])]
 
         # Mask settings; the fail-closed decision for the frame that starts now.

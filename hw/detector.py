@@ -10,7 +10,7 @@ A malformed frame, or one of another size than the detector was built for, is no
 Output: per frame, zero or more box records then one end record, in frame order.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, ResetInserter, Signal
+from amaranth.hdl import Array, Cat, Const, Module, ResetInserter, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -46,8 +46,9 @@ def _pow2_at_least(n):
 
 class Detector(wiring.Component):
     """Ports: `valid`/`pixel` video tap (never stalls); `o` stream of `DetRecord`;
-    `min_neighbors`; per-frame counters latched at each end record (`frame_weak`,
-    `frame_windows`, `frame_cycles`); running totals (`frames`, `overruns`, `bad_frames`);
+    `min_neighbors`, `threshold_offset` (latched when an analysis starts); per-frame
+    counters latched at each end record (`frame_weak`, `frame_windows`, `frame_cycles`);
+    running totals (`frames`, `overruns`, `bad_frames`);
     `trace_*` one event per window visited (verification)."""
 
     def __init__(self, width=1280, height=720, cascade="frontalface_default",
@@ -71,6 +72,7 @@ class Detector(wiring.Component):
             "valid": In(1), "pixel": In(Pixel),
             "o": Out(stream.Signature(DetRecord)),
             "min_neighbors": In(8, init=params.min_neighbors),
+            "threshold_offset": In(signed(8), init=params.threshold_offset),
             "frame_weak": Out(32), "frame_windows": Out(32), "frame_cycles": Out(32),
             "frames": Out(32), "overruns": Out(32), "bad_frames": Out(32), "busy": Out(1),
             "trace_valid": Out(1), "trace_level": Out(self._engine.level_bits),
@@ -95,7 +97,8 @@ class Detector(wiring.Component):
         m.d.comb += [fe.valid.eq(self.valid), fe.pixel.eq(self.pixel),
                      engine.wr_en.eq(fe.wr_en), engine.wr_x.eq(fe.wr_x),
                      engine.wr_y.eq(fe.wr_y), engine.wr_data.eq(fe.wr_data),
-                     grouper.min_neighbors.eq(self.min_neighbors)]
+                     grouper.min_neighbors.eq(self.min_neighbors),
+                     engine.thr_offset.eq(self.threshold_offset)]
         for name in ("valid", "level", "x", "y", "stages"):
             m.d.comb += getattr(self, f"trace_{name}").eq(getattr(engine, f"trace_{name}"))
 

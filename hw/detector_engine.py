@@ -22,7 +22,7 @@ from amaranth.lib.wiring import In, Out
 
 from .cascade import NODE_FRAC
 from .cascade_program import LEAF_BITS, STAGE_BITS, THRESH_BITS, WEIGHT_BITS, CascadeProgram
-from .detector_model import SCALE_FRAC, SQSUM_BITS, SUM_BITS
+from .detector_model import SCALE_FRAC, SQSUM_BITS, SUM_BITS, THRESHOLD_OFFSET_SHIFT
 from .types import COORD_BITS
 
 __all__ = ["CascadeEngine", "RING_ROWS", "ISQRT_STAGES"]
@@ -59,6 +59,7 @@ class CascadeEngine(wiring.Component):
             "wr_en": In(1), "wr_x": In(COORD_BITS), "wr_y": In(COORD_BITS), "wr_data": In(8),
             "wr_buf": In(1),
             "start": In(1), "start_buf": In(1), "busy": Out(1), "done": Out(1),
+            "thr_offset": In(signed(8)),
             "raw_valid": Out(1), "raw_ready": In(1), "raw_level": Out(self.level_bits),
             "raw_x": Out(COORD_BITS), "raw_y": Out(COORD_BITS),
             "trace_valid": Out(1), "trace_level": Out(self.level_bits),
@@ -383,6 +384,9 @@ class CascadeEngine(wiring.Component):
         tree_event = e4_valid & e4_wait
         tree_target = Mux(child.is_leaf, e4_node.resume, child.pair)
         stage_sum = Signal(signed(STAGE_BITS))
+        # Each stage's sum starts at minus the threshold offset (latched per analysis), which
+        # compares it with threshold + offset without an adder on the verdict path.
+        sum_init = Signal(signed(STAGE_BITS))
         leaves = Signal(12)
         e5_valid = Signal()
         m.d.sync += e5_valid.eq(0)
@@ -410,7 +414,8 @@ class CascadeEngine(wiring.Component):
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += [buf.eq(self.start_buf), level.eq(0), self.windows.eq(0),
-                                 self.weak.eq(0)]
+                                 self.weak.eq(0),
+                                 sum_init.eq(-(self.thr_offset << THRESHOLD_OFFSET_SHIFT))]
                     m.next = "LEVEL"
             with m.State("LEVEL"):
                 m.d.sync += [wy.eq(0), wy_idx.eq(0), rows_issued.eq(0), rows_done.eq(0),
@@ -455,7 +460,7 @@ class CascadeEngine(wiring.Component):
                     m.next = "WINDOW_NF"
             with m.State("WINDOW_NF"):
                 m.d.sync += [nf.eq(nf_r.data), stage.eq(0), pair_addr.eq(st_first[0]),
-                             stage_sum.eq(0), leaves.eq(0), hold.eq(0),
+                             stage_sum.eq(sum_init), leaves.eq(0), hold.eq(0),
                              fresh.eq(1),
                              origin.eq(((wy & (RING_ROWS - 1)) * stride + wx) & ring_mask),
                              self.windows.eq(self.windows + 1),
@@ -465,7 +470,7 @@ class CascadeEngine(wiring.Component):
                 with m.If(verdict):
                     with m.If(passed & (stage != prog.num_stages - 1)):
                         m.d.sync += [stage.eq(stage + 1), pair_addr.eq(st_first[stage + 1]),
-                                     stage_sum.eq(0), leaves.eq(0),
+                                     stage_sum.eq(sum_init), leaves.eq(0),
                                      self.weak.eq(self.weak + st_count[stage + 1])]
                     with m.Else():
                         stages_passed = stage + passed

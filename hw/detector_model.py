@@ -21,7 +21,7 @@ Every step is an integer function with documented widths (docs/detector.md):
 """
 
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -29,7 +29,7 @@ from .cascade import NODE_FRAC, Cascade, load_cascade
 
 __all__ = ["DetectorParams", "Detection", "detect", "luma", "downscale", "pyramid_levels",
            "resize_level", "integrals", "isqrt", "group", "trace_windows", "SUM_BITS",
-           "SQSUM_BITS"]
+           "SQSUM_BITS", "THRESHOLD_OFFSET_SHIFT"]
 
 #: Integral-image widths. A feature's weighted sum (weights -1, 2, 3 over at most a 31 x 31
 #: window) lies within +-2**20, so the luma integral is kept modulo 2**21 and every feature sum
@@ -38,6 +38,8 @@ SUM_BITS = 21
 SQSUM_BITS = 26
 #: Scale factors and sampling positions are 16.16 fixed point.
 SCALE_FRAC = 16
+#: `threshold_offset` is in 1/64 of a leaf value: shifted by 10 into LEAF_FRAC (16) units.
+THRESHOLD_OFFSET_SHIFT = 10
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,9 @@ class DetectorParams:
     downscale: int = 2
     max_clusters: int = 128
     max_levels: int = 32
+    #: Added to every stage threshold, in 1/64 of a leaf value (-128..127): negative finds
+    #: more faces (and more false alarms), positive fewer.
+    threshold_offset: int = 0
 
     def __post_init__(self):
         if not 1.01 <= self.scale_factor <= 2.0:
@@ -57,6 +62,9 @@ class DetectorParams:
             raise ValueError(f"downscale must be 1, 2 or 4, not {self.downscale!r}")
         if self.min_neighbors < 0 or self.min_size < 0:
             raise ValueError("min_neighbors and min_size must be >= 0")
+        if not -128 <= self.threshold_offset <= 127:
+            raise ValueError(f"threshold_offset must be in -128..127, not "
+                             f"{self.threshold_offset!r}")
 
     @property
     def scale_q(self):
@@ -307,9 +315,19 @@ def _round_q(v, f):
     return (v * f + (1 << (SCALE_FRAC - 1))) >> SCALE_FRAC
 
 
+def _offset_cascade(cascade, params):
+    """The cascade with `params.threshold_offset` added to every stage threshold (the
+    hardware starts each stage's sum at minus the offset: the same comparison)."""
+    cas = cascade if isinstance(cascade, Cascade) else load_cascade(cascade)
+    if params.threshold_offset == 0:
+        return cas
+    shift = params.threshold_offset << THRESHOLD_OFFSET_SHIFT
+    return replace(cas, stage_threshold=cas.stage_threshold + shift, cache=cas.cache)
+
+
 def detect(rgb, cascade="frontalface_default", params=DetectorParams()):
     """Run the detector on one image (H x W x 3 RGB, or H x W luma)."""
-    cas = cascade if isinstance(cascade, Cascade) else load_cascade(cascade)
+    cas = _offset_cascade(cascade, params)
     base = downscale(luma(rgb), params.downscale)
     result = Detection(boxes=[])
     if base.shape[0] <= cas.height or base.shape[1] <= cas.width:
@@ -425,7 +443,7 @@ def trace_windows(rgb, cascade="frontalface_default", params=DetectorParams()):
     """Return every window the detector visits, in scan order, as (level, x, y, stages passed)
     in level pixels: the per-window record the RTL's trace port is compared against, so a
     mismatch names the frame, window, scale and stage where the two diverge."""
-    cas = cascade if isinstance(cascade, Cascade) else load_cascade(cascade)
+    cas = _offset_cascade(cascade, params)
     base = downscale(luma(rgb), params.downscale)
     if base.shape[0] <= cas.height or base.shape[1] <= cas.width:
         return []

@@ -182,6 +182,11 @@ class MaskUnit(wiring.Component):
         self_complete = Signal()
         m.d.comb += self_complete.eq(synced & consistent & (x_next == 0) & (y_next != 0))
 
+        # A `first` in the middle of a line cuts the frame before it; the new frame's pixels
+        # would be masked in coordinates that no longer match the scene, so it is filled whole.
+        mid_line = Signal()                      # the last accepted pixel did not end a line
+        cut_mid_line = Signal()
+        m.d.comb += cut_mid_line.eq(synced & mid_line)
         eff_synced = Signal()
         eff_err = Signal()
         eff_geom = Signal()
@@ -189,7 +194,7 @@ class MaskUnit(wiring.Component):
         eff_h = Signal(cw)
         m.d.comb += [
             eff_synced.eq(synced | is_first),
-            eff_err.eq(Mux(is_first, 0, err_in_frame)),
+            eff_err.eq(Mux(is_first, cut_mid_line, err_in_frame)),
             eff_geom.eq(geom_known | (is_first & self_complete)),
             eff_w.eq(Mux(is_first & self_complete, w0, w_exp)),
             eff_h.eq(Mux(is_first & self_complete, y_next, h_exp)),
@@ -240,6 +245,7 @@ class MaskUnit(wiring.Component):
         with m.If(accept):
             m.d.sync += [
                 err_in_frame.eq(new_err),
+                mid_line.eq(~p.last),
                 x_next.eq(Mux(p.last, 0, x + 1)),
                 y_next.eq(Mux(p.last, y + 1, y)),
             ]

@@ -9,7 +9,9 @@ Behaviour, in the order a pixel meets it (docs/architecture.md explains the choi
   is the fill colour (fail closed). A protocol error (pixel before any `first`, a line of another
   length than expected, more lines than expected, a frame cut short at the next `first`, a size
   beyond the maximum) is counted and fills the rest of its frame; the unit recovers at the next
-  `first`. Block means come only from frames without any error.
+  `first`, except after a `first` in the middle of a line: that frame is filled whole, since
+  its pixels would be masked in coordinates that no longer match the scene. Block means come
+  only from frames without any error.
 * **Regions.** Up to `num_boxes` boxes and `num_zones` privacy zones, half-open rectangles. Boxes
   take the configured shape (rectangle or inscribed ellipse); zones are always rectangles. The
   ellipse is evaluated per line as an x-span with integer arithmetic (`region_span`).
@@ -156,6 +158,9 @@ class MaskModel:
                          and (self.geom is None or self.y_next == self.geom[1]))
         if self.synced and not prev_complete and not self.err_in_frame:
             self.protocol_errors += 1
+        # A `first` in the middle of a line: the new frame is filled whole (its pixels would be
+        # masked in coordinates that no longer match the scene).
+        cut_mid_line = self.synced and self.x_next != 0
         if ended and self.consistent:
             # A self-consistent frame teaches the geometry, even one that was not expected
             # (a resolution change); an inconsistent one leaves the expectation as it was.
@@ -172,7 +177,7 @@ class MaskModel:
         self.means_valid = prev_complete and self.means_block == config.block
         self.width0 = None
         self.consistent = True
-        self.synced, self.err_in_frame = True, False
+        self.synced, self.err_in_frame = True, cut_mid_line
         self.x_next = self.y_next = 0
         self.rows = []
         self.frames += 1

@@ -28,6 +28,7 @@ class PipelineConfig:
     margin: int = 30
     hold: int = 15
     min_neighbors: int = 3
+    threshold_offset: int = 0
     enable: bool = True
     fail_open: bool = False
     zones: list = field(default_factory=list)
@@ -66,7 +67,8 @@ class PipelineModel:
 
     def process_frames(self, frames, cfg=PipelineConfig()):
         """Return the output frames (RGB) for a list of clean RGB frames of the built size."""
-        params = replace(self.params, min_neighbors=cfg.min_neighbors)
+        params = replace(self.params, min_neighbors=cfg.min_neighbors,
+                         threshold_offset=cfg.threshold_offset)
         out = []
         for frame in frames:
             if frame.shape[:2] != (self.height, self.width):

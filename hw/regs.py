@@ -114,7 +114,10 @@ def anonymizer_register_map(num_slots=32, num_zones=8):
             Field("margin", 0, 8, 30, "mask growth on each side, percent of the box size"),
             Field("hold", 8, 8, 15, "frames a face stays masked after its last detection"))),
         Register("DETECT", 0x1C, "rw", "detector settings", (
-            Field("min_neighbors", 0, 8, 3, "raw windows a face needs (0: raw windows)"),)),
+            Field("min_neighbors", 0, 8, 3, "raw windows a face needs (0: raw windows)"),
+            Field("threshold_offset", 8, 8, 0, "signed, added to every stage threshold in "
+                  "1/64 of a leaf value: negative finds more faces (and more false alarms); "
+                  "latched when an analysis starts"))),
         _counter("DET_FRAMES", 0x20, "frames fully analysed since reset"),
         _counter("DET_OVERRUNS", 0x24, "analyses abandoned: the next frame came first"),
         _counter("DET_BAD", 0x28, "frames not analysed: malformed or another size"),

@@ -31,7 +31,7 @@ def pipeline_writes(cfg: PipelineConfig, num_zones=8):
          (int(cfg.fail_open) << 9)),
         (regs["COLOR"], r | (g << 8) | (b << 16)),
         (regs["TRACK"], cfg.margin | (cfg.hold << 8)),
-        (regs["DETECT"], cfg.min_neighbors),
+        (regs["DETECT"], cfg.min_neighbors | ((cfg.threshold_offset & 0xFF) << 8)),
     ]
     if len(cfg.zones) > num_zones:
         raise ValueError(f"at most {num_zones} zones")

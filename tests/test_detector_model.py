@@ -178,10 +178,30 @@ def test_unknown_cascade_name():
 @pytest.mark.parametrize("kwargs,message", [
     ({"scale_factor": 1.0}, "scale_factor must be in 1.01..2.0"),
     ({"downscale": 3}, "downscale must be 1, 2 or 4"),
+    ({"threshold_offset": 128}, "threshold_offset must be in -128..127"),
 ])
 def test_params_validation(kwargs, message):
     with pytest.raises(ValueError, match=message):
         DetectorParams(**kwargs)
+
+
+def test_threshold_offset_shifts_every_stage_threshold():
+    """The offset (1/64 of a leaf value) is the cascade with every stage threshold moved:
+    negative finds more raw windows, positive fewer, on a real face."""
+    from dataclasses import replace
+
+    from obscura.samples import astronaut_face_crops
+    frame = astronaut_face_crops([0], 160, 120)[0]
+    cas = load_cascade("frontalface_alt")
+    raw = {}
+    for off in (-32, 0, 32):
+        params = DetectorParams(downscale=1, min_neighbors=0, threshold_offset=off)
+        shifted = replace(cas, stage_threshold=cas.stage_threshold + off * 1024, cache={})
+        got = detect(frame, cas, params)
+        assert got.raw == detect(frame, shifted, DetectorParams(downscale=1,
+                                                                min_neighbors=0)).raw
+        raw[off] = len(got.raw)
+    assert raw[-32] > raw[0] > raw[32] > 0, raw
 
 
 # ------------------------------------------------------------------------- agreement with OpenCV

@@ -7,11 +7,11 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import astronaut_rgb
 from obscura.hw.cascade import CascadeError, load_cascade
 from obscura.hw.cascade_program import build_program
 from obscura.hw.detector import Detector
 from obscura.hw.detector_model import DetectorParams, detect, trace_windows
+from obscura.samples import astronaut_face_crops
 from obscura.sim.compare import detector_mismatch
 from obscura.sim.detector_sim import DetectorSim, frame_flags
 
@@ -37,9 +37,7 @@ def small_sim():
 
 def small_frame(seed=0):
     """A 160x120 crop of a real photo with one face the 20 px cascade finds at D = 2."""
-    x0 = 60 + 4 * seed
-    img = astronaut_rgb()[0:240, x0:x0 + 320]
-    return np.ascontiguousarray(cv2.resize(img, SMALL[:2], interpolation=cv2.INTER_AREA))
+    return astronaut_face_crops([seed], *SMALL[:2])[0]
 
 
 def test_small_frame_finds_the_face_bit_exact(small_sim):

@@ -139,6 +139,30 @@ def test_block_size_change_fills_regions_for_one_frame():
     assert not (outs[3][y0:y1, x0:x1] == 5).all()
 
 
+def test_a_first_in_the_middle_of_a_line_fills_the_new_frame_whole():
+    """A `first` mid-line cuts the frame before it (filled from there) and starts a frame whose
+    pixels would be masked in the wrong coordinates: that frame is filled whole, counted once,
+    and the next clean frame is masked again."""
+    frame, boxes = real_face_sample(96, 64)
+    cfg = MaskConfig(mode=Mode.MOSAIC, block=8, color=(5, 6, 7), boxes=boxes)
+    model = MaskModel(Geometry(128, 128))
+    model.process_frames([frame, frame], cfg)
+    rgb, first, last = frames_to_stream([frame, frame])
+    cut = 96 * 10 + 40                       # a second `first` at pixel 40 of line 10
+    first[cut] = True
+    errors = model.protocol_errors
+    out = model.process_stream(rgb, first, last, cfg)
+    fill = np.array([5, 6, 7], np.uint8)
+    assert not (out[:cut] == fill).all(1).all()
+    assert (out[cut:96 * 64] == fill).all(), "the frame after a mid-line cut leaked"
+    assert model.protocol_errors == errors + 1
+    nxt = out[96 * 64:].reshape(frame.shape)    # vouched again (regions filled: no means)
+    assert not (nxt == fill).all() and (nxt != frame).any()
+    x0, y0, x1, y1 = boxes[0]
+    face = model.process_frames([frame], cfg)[0][y0:y1, x0:x1]   # and the mosaic is back
+    assert not (face == fill).all() and (face != frame[y0:y1, x0:x1]).any()
+
+
 def test_stream_helpers_round_trip():
     rng = np.random.default_rng(2)
     frames = [rng.integers(0, 256, (3, 4, 3), dtype=np.uint8) for _ in range(2)]

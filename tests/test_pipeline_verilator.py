@@ -51,6 +51,23 @@ def test_bit_exact_with_the_composed_model(sim, mode, shape):
     assert sim.read("FAILED_CLOSED") == 2 and sim.read("DET_FRAMES") == len(frames)
 
 
+@pytest.mark.parametrize("offset", [-16, 32])
+def test_threshold_offset_register_moves_the_detections_bit_exact(sim, offset):
+    """DETECT.threshold_offset reaches the cascade engine: other boxes than with offset 0,
+    the same as the model's with that offset."""
+    frames = face_frames([0, 4, 5, 6, 5])
+    cfg = PipelineConfig(color=FILL, threshold_offset=offset)
+    sim.dev.reset()
+    got = sim.process_frames(frames, cfg)
+    assert (sim.read("DETECT") >> 8) & 0xFF == offset & 0xFF
+    model = PipelineModel(W, H, CASCADE)
+    expected = model.process_frames(frames, cfg)
+    assert_frames_equal(expected, got, f"threshold offset {offset}")
+    plain = PipelineModel(W, H, CASCADE)
+    plain.process_frames(frames, PipelineConfig(color=FILL))
+    assert [r[0] for r in model.results] != [r[0] for r in plain.results]
+
+
 def test_tracker_slots_and_zones_read_back(sim):
     frames = face_frames([0, 4, 5])
     cfg = PipelineConfig(color=FILL, zones=[(1, 2, 30, 40)])
@@ -92,7 +109,7 @@ def test_malformed_frame_is_not_vouched(sim):
     cfg = PipelineConfig(color=FILL)
     sim.dev.reset()
     sim.configure(cfg)
-    good = face_frames([0, 4, 5, 6, 5, 4])
+    good = face_frames([0, 4, 5, 6, 5, 4, 7])
     sim.process_frames(good[:3])
     # A frame cut short in its 50th line, then clean frames.
     rgb, first, last = frames_to_stream([good[3]])
@@ -101,9 +118,10 @@ def test_malformed_frame_is_not_vouched(sim):
     assert len(out) == cut
     sim.wait_detector()
     got = sim.process_frames(good[4:])
-    # good[4] is masked with the results of good[2] (vouched); good[5] with those of the cut
-    # frame, which was never analysed: filled.
-    assert not is_filled(got[0]) and is_filled(got[1])
+    # good[4] starts while the cut frame is mid-line: the mask unit fills it whole (it
+    # cannot tell a clean frame start from a `first` out of place). good[5] is masked with the
+    # results of the cut frame, which was never analysed: filled. good[6] recovers.
+    assert is_filled(got[0]) and is_filled(got[1]) and not is_filled(got[2])
     assert sim.read("DET_BAD") == 1
 
 
@@ -242,11 +260,8 @@ def test_malformed_streams_leak_no_raw_pixel_and_recover(sim, fault):
     elif fault == "repeated first":         # a second `first` in line 30
         first = first.copy()
         first[row + 5] = True
-        # A `first` starts a new frame (its geometry was expected, so it is masked as one);
-        # its first line is 5 pixels short, an error at that line's end. See the note in
-        # docs/architecture.md: the 154 pixels before it are masked in the new frame's
-        # coordinates.
-        bad = row + W - 1
+        # It cuts this frame and starts one mid-line, which is filled whole.
+        bad = row + 5
     else:                                   # the frame ends after 60 lines
         rgb, first, last = rgb[:W * 60], first[:W * 60], last[:W * 60]
         bad = None

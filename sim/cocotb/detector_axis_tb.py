@@ -5,14 +5,13 @@ against `detector_model`; and a frame that arrives before the previous analysis 
 import os
 
 import cocotb
-import cv2
-import numpy as np
 import tb_common
 from cocotb.clock import Clock
 from cocotb.triggers import SimTimeoutError, with_timeout
 from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
 
 from obscura.hw.detector_model import detect
+from obscura.samples import astronaut_face_crops
 
 W, H = int(os.environ["OBSCURA_TB_W"]), int(os.environ["OBSCURA_TB_H"])
 CASCADE = os.environ["OBSCURA_TB_CASCADE"]
@@ -21,10 +20,7 @@ END_BIT = 48
 
 def face_frame(shift=0):
     """A crop of a real photo (scikit-image's astronaut) with one face the cascade finds."""
-    from skimage import data
-    x0 = 60 + 4 * shift
-    img = data.astronaut()[0:240, x0:x0 + 320]
-    return np.ascontiguousarray(cv2.resize(img, (W, H), interpolation=cv2.INTER_AREA))
+    return astronaut_face_crops([shift], W, H)[0]
 
 
 class TB:
