@@ -75,6 +75,22 @@ def _detector_quality(res):
                            "FP on dogs.jpg", "s / image"), rows)
 
 
+def _engine_options(res):
+    opts = res.get("engine_options") or {}
+    rows = [(v["lanes"], v["corners_per_clock"], "yes" if v["speculative_next_stage"] else "no",
+             "yes" if v["rows_overlapped"] else "no", v["cycles_mean"], v["cycles_max"],
+             v["over_budget_max"]) for v in opts.get("variants", [])]
+    if not rows:
+        return []
+    lines = ["", f"Engine variants, clock-count model (`bench/engine_model.py`) on the "
+             f"{opts['frames']} dev-video frame(s) of the cycle measurement; the model of the "
+             f"engine as built is "
+             f"{opts.get('calibration_model_over_rtl')} x the RTL's measured cycles:", ""]
+    return lines + _table(("windows in lockstep", "corners / clock", "next stage issued early",
+                           "rows built during evaluation", "cycles mean", "cycles max",
+                           "max / budget"), rows)
+
+
 def _privacy(res):
     lines = []
     images = res.get("images") or {}
@@ -158,6 +174,7 @@ def render(results):
             lines += _table(("key", "value"), rows)
         if area == "detector":
             lines += _detector_quality(res)
+            lines += _engine_options(res)
         if area == "privacy":
             lines += _privacy(res)
         if area == "host":

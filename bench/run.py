@@ -249,6 +249,12 @@ def bench_detector_rtl(quick):
             "cycles_per_frame_720p": [int(c) for c in cycles],
             "cycles_frame_indices": indices,
         })
+        # Which microarchitecture would fit the budget: a clock-count model of the engine and
+        # its variants on the same frames, calibrated against the cycles just measured.
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from engine_model import engine_options
+        res["engine_options"] = engine_options([frames[k] for k in indices], measured=cycles,
+                                               budget=FRAME_BUDGET_CYCLES)
     else:
         res["cycles_per_frame_max_720p"] = None
         res["cycles_reason"] = "../shared/data/video not found"

@@ -3,10 +3,13 @@ count, every box and every counter, on real photos and a real 1280x720 video fra
 idle input, output backpressure, overrun, malformed frames and the raw (ungrouped) mode on
 small frames."""
 
+import sys
+
 import cv2
 import numpy as np
 import pytest
 
+from conftest import ROOT
 from obscura.hw.cascade import CascadeError, load_cascade
 from obscura.hw.cascade_program import build_program
 from obscura.hw.detector import Detector
@@ -44,6 +47,19 @@ def test_small_frame_finds_the_face_bit_exact(small_sim):
     result, det = check(small_sim, small_frame(), cascade=SMALL[2])
     assert det.boxes, "the test frame should contain a detectable face"
     assert result.analysed and not result.overrun
+
+
+def test_cycle_model_counts_the_engine_clocks(small_sim):
+    """`bench/engine_model.py`, which weighs engine designs against the frame budget, counts
+    the clocks of the engine as built: within 3 % of the RTL on real frames."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from engine_model import frame_cycles, stage_passes
+    cas = load_cascade(SMALL[2])
+    for seed in (0, 3):
+        frame = small_frame(seed)
+        result, _ = check(small_sim, frame, cascade=SMALL[2])
+        model = frame_cycles(stage_passes(frame, cas, small_sim.params), cas)
+        assert abs(model / result.cycles - 1) < 0.03, (seed, model, result.cycles)
 
 
 @pytest.mark.parametrize("idle,stall", [(0.3, 0.0), (0.0, 0.5), (0.4, 0.6)])

@@ -1,0 +1,145 @@
+"""A clock-count model of the cascade engine, to weigh microarchitectures before building them.
+
+The detector model gives, for every window position of a frame, how many stages it passes. From
+that and the cascade program's corner groups this module counts the clocks of the engine as built
+(one window at a time, `corners` integral corners a clock, a pipeline drain of `DRAIN` clocks
+after every stage) and of variants: `lanes` windows of a row evaluated in lockstep (a batch runs
+until its deepest visited window has finished), and a next stage issued speculatively behind the
+current one (no drain after a stage a window passes). The calibration row compares the model of
+the current engine with the RTL's measured cycles on the same frames. Stump cascades only (tree
+nodes wait on every comparison, which this model does not count).
+"""
+
+import numpy as np
+
+from obscura.hw import detector_model as dm
+from obscura.hw.cascade import load_cascade
+from obscura.hw.detector_engine import ISQRT_STAGES
+
+#: Clocks from a stage's last corner group to its verdict (E0 issue .. E5 verdict).
+DRAIN = 9
+#: Clocks per visited window outside evaluation (WINDOW, WINDOW_NF, the verdict's return).
+WINDOW_OVERHEAD = 3
+#: Row pipeline (R0 .. R4) and nf pipeline (N0 .. square root) drains per window row.
+ROW_DRAIN, NF_DRAIN = 5, ISQRT_STAGES + 5
+
+
+#: (lanes, corners a clock, speculative next stage, rows overlapped): the engine as built first.
+VARIANTS = [(1, 4, False, False), (1, 4, True, False), (1, 4, True, True), (2, 4, True, True),
+            (4, 4, True, True), (1, 8, True, True), (2, 8, True, True), (4, 8, True, True),
+            (8, 8, True, True), (8, 16, True, True)]
+
+
+def stage_passes(rgb, cas, params):
+    """Per pyramid level: (ws, hs, step, passed), passed[r, c] = stages the window passes."""
+    base = dm.downscale(dm.luma(rgb), params.downscale)
+    levels = dm.pyramid_levels(base.shape[1], base.shape[0], cas, params)
+    L = dm._Levels(base, levels)
+    terms = dm._corner_terms(cas)
+    stride = L.common_stride
+    iw, ih = cas.width - 2, cas.height - 2
+    out = []
+    for li, (_f, ws, hs, step) in enumerate(levels):
+        ys = np.arange(0, hs - cas.height, step)
+        xs = np.arange(0, ws - cas.width, step)
+        gy, gx = np.meshgrid(ys, xs, indexing="ij")
+        origin = (L.offset[li] + gy * stride + gx).ravel()
+
+        def rect(t, bits, o=origin):
+            c = [t[o + dy * stride + dx] for dx, dy in ((1, 1), (1 + iw, 1), (1, 1 + ih),
+                                                        (1 + iw, 1 + ih))]
+            return (c[0] - c[1] - c[2] + c[3]) & ((1 << bits) - 1)
+        s, q = rect(L.sum, dm.SUM_BITS), rect(L.sq, dm.SQSUM_BITS)
+        nf = dm.isqrt(iw * ih * q - s * s)
+        nf = np.where(nf == 0, 1, nf)
+        passed = np.zeros(len(origin), np.int64)
+        alive = np.arange(len(origin))
+        for stage in range(cas.num_stages):
+            if len(alive) == 0:
+                break
+            ok = dm._stage_pass(cas, terms, L.sum, origin[alive], stride, nf[alive], stage)
+            alive = alive[ok]
+            passed[alive] += 1
+        out.append((ws, hs, step, passed.reshape(gy.shape)))
+    return out
+
+
+def groups_per_stage(cas, corners):
+    """Clocks each stage's corner groups take at `corners` corners a clock."""
+    terms = dm._corner_terms(cas)
+    out = []
+    for s in range(cas.num_stages):
+        first, count = int(cas.stage_first[s]), int(cas.stage_count[s])
+        n = 0
+        for k in range(first, first + count):
+            n += -(-len(terms[cas.node_feature[int(cas.weak_root[k])]]) // corners)
+        out.append(n)
+    return np.array(out)
+
+
+def visited(row):
+    """OpenCV's skip: the window after one rejected by stage 0 is not visited."""
+    vis = np.zeros(len(row), bool)
+    skip = False
+    for c, p in enumerate(row):
+        if skip:
+            skip = False
+            continue
+        vis[c] = True
+        skip = p == 0
+    return vis
+
+
+def frame_cycles(levels, cas, lanes=1, corners=4, speculate=False, overlap_rows=False):
+    """Clocks of one frame's analysis for an engine variant. `overlap_rows`: the next window
+    row's integral rows and nf are built while this row's windows are evaluated (a ring with
+    room for both), so a window row costs the longer of the two."""
+    g = groups_per_stage(cas, corners)
+    # Entering stage k costs its groups; a drain follows every stage entered, or with
+    # speculation only the last one (the stage that decides the window).
+    if speculate:
+        enter = np.concatenate([[0], np.cumsum(g)]) + DRAIN
+    else:
+        enter = np.concatenate([[0], np.cumsum(g + DRAIN)])
+    total = 0
+    win_h = cas.height
+    for ws, _hs, step, passed in levels:
+        nwy, nwx = passed.shape
+        entered = np.minimum(passed + 1, cas.num_stages)
+        pad = (-nwx) % lanes
+        for r in range(nwy):
+            # Rows: win_h + 1 integral rows before the first window row, `step` before each
+            # next one, ws + 1 beats each; nf: 2 clocks a window; the pipelines' drains.
+            rows = (win_h + 1 if r == 0 else step) * (ws + 1) + 2 * nwx + ROW_DRAIN + NF_DRAIN
+            vis = visited(passed[r])
+            deep = np.where(vis, entered[r], 0)
+            if pad:
+                deep = np.concatenate([deep, np.zeros(pad, np.int64)])
+                vis = np.concatenate([vis, np.zeros(pad, bool)])
+            deep = deep.reshape(-1, lanes).max(1)
+            any_vis = vis.reshape(-1, lanes).any(1)
+            work = int(np.where(any_vis, WINDOW_OVERHEAD + enter[deep], 1).sum()) + 2
+            total += max(rows, work) if overlap_rows and r > 0 else rows + work
+    return total
+
+
+def engine_options(frames, cascade="frontalface_default", params=None, measured=None,
+                   budget=2_475_000):
+    """Clock estimates per frame for engine variants; `measured` (RTL cycles of the same
+    frames, in order) adds a calibration of the model against the current engine."""
+    params = params or dm.DetectorParams()
+    cas = load_cascade(cascade)
+    per_frame = [stage_passes(f, cas, params) for f in frames]
+    rows = []
+    for lanes, corners, speculate, overlap in VARIANTS:
+        cyc = [frame_cycles(lv, cas, lanes, corners, speculate, overlap) for lv in per_frame]
+        rows.append({"lanes": lanes, "corners_per_clock": corners,
+                     "speculative_next_stage": speculate, "rows_overlapped": overlap,
+                     "cycles_mean": int(np.mean(cyc)), "cycles_max": int(max(cyc)),
+                     "over_budget_max": round(max(cyc) / budget, 2)})
+    out = {"frames": len(frames), "cascade": cascade, "variants": rows}
+    if measured:
+        model = [frame_cycles(lv, cas) for lv in per_frame]
+        out["calibration_model_over_rtl"] = round(float(np.mean(
+            np.array(model) / np.array(measured, float))), 3)
+    return out
