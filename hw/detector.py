@@ -40,10 +40,6 @@ class DetRecord(data.Struct):
     overflow: 1      # end: grouping ran out of clusters (some windows were not grouped)
 
 
-def _pow2_at_least(n):
-    return 1 << (n - 1).bit_length()
-
-
 class Detector(wiring.Component):
     """Ports: `valid`/`pixel` video tap (never stalls); `o` stream of `DetRecord`;
     `min_neighbors`, `threshold_offset` (latched when an analysis starts); per-frame
@@ -62,7 +58,7 @@ class Detector(wiring.Component):
             raise CascadeError(f"a {width}x{height} frame downscaled by {params.downscale} is "
                                f"not larger than the {self.cascade.width}x"
                                f"{self.cascade.height} window: nothing to analyse")
-        self.stride = _pow2_at_least(self.base_w + 1)
+        self.stride = self.base_w + 1           # integral ring row: the zero column + W
         if corners_per_clock not in (2, 4):
             raise ValueError(f"corners_per_clock must be 2 or 4, not {corners_per_clock!r}")
         self.program = build_program(self.cascade, self.stride, group=corners_per_clock)

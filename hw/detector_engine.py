@@ -5,10 +5,11 @@ Per pyramid level, window row by window row:
 
 1. **Rows**: level image rows are resampled from the base image (four parity banks give the
    2 x 2 bilinear neighbourhood in one read), summed down the columns (`colsum`, modulo 2**21 and
-   2**26) and across the row into the integral and squared-integral **ring** of 32 rows with a
-   power-of-two row stride. The ring keeps absolute integrals modulo 2**21 / 2**26, so every
-   window difference equals the model's; a corner's address is `(origin + offset) mod ring`, and
-   a feature's corner offsets are constants of the cascade program.
+   2**26) and across the row into the integral and squared-integral **ring** of 32 rows of
+   W + 1 entries. The ring keeps absolute integrals modulo 2**21 / 2**26, so every window
+   difference equals the model's; a corner's address is `(origin + offset) mod ring` (one
+   conditional subtraction), and a feature's corner offsets are constants of the cascade
+   program.
 2. **nf**: every window of the row gets its normalisation factor (8 corners, 2 clocks, a
    pipelined integer square root) into a row buffer.
 3. **Evaluation**: windows in OpenCV's order with its skip after a stage-0 rejection. The
@@ -87,7 +88,10 @@ class CascadeEngine(wiring.Component):
         win_w, win_h = prog.width, prog.height
         lv = self._level_table()
         nlev = len(self.levels)
-        ring_mask = (1 << self.ring_bits) - 1
+        # The ring holds RING_ROWS rows of `stride` = W + 1 entries (no power-of-two padding):
+        # a row slot plus a column never passes the end; a window's corner may wrap past the
+        # last slot, which one subtraction undoes (E1A).
+        ring_size = RING_ROWS * stride
 
         # -------------------------------------------------------------- frame store
         half_w, half_h = -(-self.base_w // 2), -(-self.base_h // 2)
@@ -215,7 +219,11 @@ class CascadeEngine(wiring.Component):
                          acc_q.eq(Mux(r3.b == 0, 0, acc_q + cq_new))]
         row_write = Signal()
         row_waddr = Signal(self.ring_bits)
-        m.d.comb += [row_waddr.eq(((r4.row & (RING_ROWS - 1)) * stride + r4.b) & ring_mask),
+        # Row slots are multiples of a stride that is no power of two: the products are
+        # registered a stage (or a row) ahead so no multiplier sits on a ring address path.
+        r4_slot = Signal(self.ring_bits)
+        m.d.sync += r4_slot.eq((r3.row & (RING_ROWS - 1)) * stride)
+        m.d.comb += [row_waddr.eq(r4_slot + r4.b),
                      rs_w.data.eq(acc_s), rq_w.data.eq(acc_q),
                      rs_w.en.eq(row_write & r4.valid), rq_w.en.eq(row_write & r4.valid)]
         with m.If(r4.valid & r4.last):
@@ -225,10 +233,15 @@ class CascadeEngine(wiring.Component):
         area = (win_w - 2) * (win_h - 2)
         n0_valid, n0_phase, n0_i = Signal(), Signal(), Signal(COORD_BITS)
         n0_x = Signal(COORD_BITS)
-        top_slot = ((wy + 1) & (RING_ROWS - 1)) * stride
-        bot_slot = ((wy + win_h - 1) & (RING_ROWS - 1)) * stride
-        nf_addr_a = ((Mux(n0_phase, bot_slot, top_slot) + n0_x + 1) & ring_mask)
-        nf_addr_b = ((Mux(n0_phase, bot_slot, top_slot) + n0_x + win_w - 1) & ring_mask)
+        # Registered from `wy`, which is stable from ROW_END through ROWS, NF and the windows.
+        top_slot, bot_slot = Signal(self.ring_bits), Signal(self.ring_bits)
+        row_slot, row_slot_wrap = Signal(self.ring_bits), Signal(signed(self.ring_bits + 1))
+        m.d.sync += [top_slot.eq(((wy + 1) & (RING_ROWS - 1)) * stride),
+                     bot_slot.eq(((wy + win_h - 1) & (RING_ROWS - 1)) * stride),
+                     row_slot.eq((wy & (RING_ROWS - 1)) * stride),
+                     row_slot_wrap.eq((wy & (RING_ROWS - 1)) * stride - ring_size)]
+        nf_addr_a = Mux(n0_phase, bot_slot, top_slot) + n0_x + 1
+        nf_addr_b = Mux(n0_phase, bot_slot, top_slot) + n0_x + win_w - 1
         n1_valid, n1_phase, n1_i = Signal(), Signal(), Signal(COORD_BITS)
         m.d.sync += [n1_valid.eq(n0_valid), n1_phase.eq(n0_phase), n1_i.eq(n0_i)]
         # N1B: the four ring outputs registered before any arithmetic (timing).
@@ -308,6 +321,7 @@ class CascadeEngine(wiring.Component):
         pair_addr = Signal(pair_bits + 1)
         hold = Signal()                       # waiting for a tree node's comparison
         origin = Signal(self.ring_bits)
+        origin_wrap = Signal(signed(self.ring_bits + 1))   # origin - ring_size
         nf = Signal(NF_BITS)
         # E0: issue
         issue = Signal()
@@ -328,7 +342,10 @@ class CascadeEngine(wiring.Component):
         e1a_node = Signal.like(e1r.node)
         m.d.sync += [e1a_valid.eq(e1r_valid), e1a_last.eq(e1r.last), e1a_wait.eq(e1r.wait),
                      e1a_w.eq(e1r.w), e1a_node.eq(e1r.node)]
-        m.d.sync += [a.eq((origin + e1r.off[k]) & ring_mask) for k, a in enumerate(ea)]
+        # Both sums in parallel, then a select on the sign: one carry chain deep.
+        for k, a in enumerate(ea):
+            wrapped = origin_wrap + e1r.off[k]
+            m.d.sync += a.eq(Mux(wrapped < 0, origin + e1r.off[k], wrapped[:self.ring_bits]))
         eval_addr_a, eval_addr_b = ea[0], ea[1]
         for k, port in enumerate(rs_more):
             m.d.comb += port.addr.eq(ea[2 + k])
@@ -462,7 +479,8 @@ class CascadeEngine(wiring.Component):
                 m.d.sync += [nf.eq(nf_r.data), stage.eq(0), pair_addr.eq(st_first[0]),
                              stage_sum.eq(sum_init), leaves.eq(0), hold.eq(0),
                              fresh.eq(1),
-                             origin.eq(((wy & (RING_ROWS - 1)) * stride + wx) & ring_mask),
+                             origin.eq(row_slot + wx),
+                             origin_wrap.eq(row_slot_wrap + wx),
                              self.windows.eq(self.windows + 1),
                              self.weak.eq(self.weak + st_count[0])]
                 m.next = "EVAL"
