@@ -30,40 +30,6 @@ VARIANTS = [(1, 4, False, False), (1, 4, True, False), (1, 4, True, True), (2, 4
             (8, 8, True, True), (8, 16, True, True)]
 
 
-def stage_passes(rgb, cas, params):
-    """Per pyramid level: (ws, hs, step, passed), passed[r, c] = stages the window passes."""
-    base = dm.downscale(dm.luma(rgb), params.downscale)
-    levels = dm.pyramid_levels(base.shape[1], base.shape[0], cas, params)
-    L = dm._Levels(base, levels)
-    terms = dm._corner_terms(cas)
-    stride = L.common_stride
-    iw, ih = cas.width - 2, cas.height - 2
-    out = []
-    for li, (_f, ws, hs, step) in enumerate(levels):
-        ys = np.arange(0, hs - cas.height, step)
-        xs = np.arange(0, ws - cas.width, step)
-        gy, gx = np.meshgrid(ys, xs, indexing="ij")
-        origin = (L.offset[li] + gy * stride + gx).ravel()
-
-        def rect(t, bits, o=origin):
-            c = [t[o + dy * stride + dx] for dx, dy in ((1, 1), (1 + iw, 1), (1, 1 + ih),
-                                                        (1 + iw, 1 + ih))]
-            return (c[0] - c[1] - c[2] + c[3]) & ((1 << bits) - 1)
-        s, q = rect(L.sum, dm.SUM_BITS), rect(L.sq, dm.SQSUM_BITS)
-        nf = dm.isqrt(iw * ih * q - s * s)
-        nf = np.where(nf == 0, 1, nf)
-        passed = np.zeros(len(origin), np.int64)
-        alive = np.arange(len(origin))
-        for stage in range(cas.num_stages):
-            if len(alive) == 0:
-                break
-            ok = dm._stage_pass(cas, terms, L.sum, origin[alive], stride, nf[alive], stage)
-            alive = alive[ok]
-            passed[alive] += 1
-        out.append((ws, hs, step, passed.reshape(gy.shape)))
-    return out
-
-
 def groups_per_stage(cas, corners):
     """Clocks each stage's corner groups take at `corners` corners a clock."""
     terms = dm._corner_terms(cas)
@@ -77,21 +43,9 @@ def groups_per_stage(cas, corners):
     return np.array(out)
 
 
-def visited(row):
-    """OpenCV's skip: the window after one rejected by stage 0 is not visited."""
-    vis = np.zeros(len(row), bool)
-    skip = False
-    for c, p in enumerate(row):
-        if skip:
-            skip = False
-            continue
-        vis[c] = True
-        skip = p == 0
-    return vis
-
-
-def frame_cycles(levels, cas, lanes=1, corners=4, speculate=False, overlap_rows=False):
-    """Clocks of one frame's analysis for an engine variant. `overlap_rows`: the next window
+def frame_cycles(grids, cas, lanes=1, corners=4, speculate=False, overlap_rows=False):
+    """Clocks of one frame's analysis (`grids`: `detector_model.stage_grids` of the frame) for
+    an engine variant. `overlap_rows`: the next window
     row's integral rows and nf are built while this row's windows are evaluated (a ring with
     room for both), so a window row costs the longer of the two."""
     g = groups_per_stage(cas, corners)
@@ -103,7 +57,7 @@ def frame_cycles(levels, cas, lanes=1, corners=4, speculate=False, overlap_rows=
         enter = np.concatenate([[0], np.cumsum(g + DRAIN)])
     total = 0
     win_h = cas.height
-    for ws, _hs, step, passed in levels:
+    for _li, (_f, ws, _hs, step), _xs, _ys, passed in grids:
         nwy, nwx = passed.shape
         entered = np.minimum(passed + 1, cas.num_stages)
         pad = (-nwx) % lanes
@@ -111,7 +65,7 @@ def frame_cycles(levels, cas, lanes=1, corners=4, speculate=False, overlap_rows=
             # Rows: win_h + 1 integral rows before the first window row, `step` before each
             # next one, ws + 1 beats each; nf: 2 clocks a window; the pipelines' drains.
             rows = (win_h + 1 if r == 0 else step) * (ws + 1) + 2 * nwx + ROW_DRAIN + NF_DRAIN
-            vis = visited(passed[r])
+            vis = dm.visited(passed[r])
             deep = np.where(vis, entered[r], 0)
             if pad:
                 deep = np.concatenate([deep, np.zeros(pad, np.int64)])
@@ -129,7 +83,7 @@ def engine_options(frames, cascade="frontalface_default", params=None, measured=
     frames, in order) adds a calibration of the model against the current engine."""
     params = params or dm.DetectorParams()
     cas = load_cascade(cascade)
-    per_frame = [stage_passes(f, cas, params) for f in frames]
+    per_frame = [dm.stage_grids(f, cas, params) for f in frames]
     rows = []
     for lanes, corners, speculate, overlap in VARIANTS:
         cyc = [frame_cycles(lv, cas, lanes, corners, speculate, overlap) for lv in per_frame]

@@ -42,14 +42,17 @@ def _detector_args(p):
 
 
 def cmd_detect(args):
+    from dataclasses import replace
+
     from obscura.hw.cascade import load_cascade
     from obscura.hw.detector_model import DetectorParams, detect
 
     from .media import iter_frames
     cascade = load_cascade(args.cascade)
     try:                                 # settings out of range: say so before any work
-        DetectorParams(scale_factor=args.scale_factor, min_neighbors=args.min_neighbors,
-                       threshold_offset=args.threshold_offset, min_size=args.min_size)
+        settings = DetectorParams(scale_factor=args.scale_factor,
+                                  min_neighbors=args.min_neighbors,
+                                  threshold_offset=args.threshold_offset, min_size=args.min_size)
     except ValueError as exc:
         raise ObscuraError(f"{exc}; see `obscura detect --help`") from None
     failed = 0
@@ -58,10 +61,7 @@ def cmd_detect(args):
             for n, rgb in iter_frames(source):
                 h, w = rgb.shape[:2]
                 d = auto_downscale(w) if args.downscale == "auto" else int(args.downscale)
-                params = DetectorParams(scale_factor=args.scale_factor,
-                                        min_neighbors=args.min_neighbors,
-                                        threshold_offset=args.threshold_offset,
-                                        min_size=args.min_size, downscale=d)
+                params = replace(settings, downscale=d)
                 boxes = detect(rgb, cascade, params).boxes
                 record = {"source": str(source), "frame": n, "width": w, "height": h,
                           "boxes": [list(map(int, b)) for b in boxes]}

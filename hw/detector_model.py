@@ -28,8 +28,8 @@ import numpy as np
 from .cascade import NODE_FRAC, Cascade, load_cascade
 
 __all__ = ["DetectorParams", "Detection", "detect", "luma", "downscale", "pyramid_levels",
-           "resize_level", "integrals", "isqrt", "group", "trace_windows", "SUM_BITS",
-           "SQSUM_BITS", "THRESHOLD_OFFSET_SHIFT"]
+           "resize_level", "integrals", "isqrt", "group", "trace_windows", "stage_grids",
+           "visited", "SUM_BITS", "SQSUM_BITS", "THRESHOLD_OFFSET_SHIFT"]
 
 #: Integral-image widths. A feature's weighted sum (weights -1, 2, 3 over at most a 31 x 31
 #: window) lies within +-2**20, so the luma integral is kept modulo 2**21 and every feature sum
@@ -439,10 +439,10 @@ def group(raw, min_neighbors, max_clusters=128):
     return out, overflow
 
 
-def trace_windows(rgb, cascade="frontalface_default", params=DetectorParams()):
-    """Return every window the detector visits, in scan order, as (level, x, y, stages passed)
-    in level pixels: the per-window record the RTL's trace port is compared against, so a
-    mismatch names the frame, window, scale and stage where the two diverge."""
+def stage_grids(rgb, cascade="frontalface_default", params=DetectorParams()):
+    """Per scanned level, in scan order: (level index, (F, W_s, H_s, step), xs, ys, passed),
+    passed[r, c] = stages the window at (xs[c], ys[r]) passes, at every position (before
+    OpenCV's skip, see `visited`)."""
     cas = _offset_cascade(cascade, params)
     base = downscale(luma(rgb), params.downscale)
     if base.shape[0] <= cas.height or base.shape[1] <= cas.width:
@@ -455,7 +455,8 @@ def trace_windows(rgb, cascade="frontalface_default", params=DetectorParams()):
     out = []
     stride = L.common_stride
     area = (cas.width - 2) * (cas.height - 2)
-    for li, (_f, ws, hs, step) in enumerate(levels):
+    for li, level in enumerate(levels):
+        _f, ws, hs, step = level
         ys = np.arange(0, hs - cas.height, step)
         xs = np.arange(0, ws - cas.width, step)
         if len(ys) == 0 or len(xs) == 0:
@@ -481,13 +482,30 @@ def trace_windows(rgb, cascade="frontalface_default", params=DetectorParams()):
             ok = _stage_pass(cas, terms, L.sum, origin[alive], stride, nf[alive], stage)
             alive = alive[ok]
             passed[alive] += 1
-        passed = passed.reshape(gy.shape)
-        for r, y in enumerate(ys):
+        out.append((li, level, xs, ys, passed.reshape(gy.shape)))
+    return out
+
+
+def visited(passed_row):
+    """Which windows of a row OpenCV visits: the one after a stage-0 rejection is skipped."""
+    vis = np.zeros(len(passed_row), bool)
+    skip = False
+    for c, p in enumerate(passed_row):
+        if skip:
             skip = False
-            for c, x in enumerate(xs):
-                if skip:
-                    skip = False
-                    continue
-                out.append((li, int(x), int(y), int(passed[r, c])))
-                skip = passed[r, c] == 0
+            continue
+        vis[c] = True
+        skip = p == 0
+    return vis
+
+
+def trace_windows(rgb, cascade="frontalface_default", params=DetectorParams()):
+    """Return every window the detector visits, in scan order, as (level, x, y, stages passed)
+    in level pixels: the per-window record the RTL's trace port is compared against, so a
+    mismatch names the frame, window, scale and stage where the two diverge."""
+    out = []
+    for li, _level, xs, ys, passed in stage_grids(rgb, cascade, params):
+        for r, y in enumerate(ys):
+            out.extend((li, int(x), int(y), int(p))
+                       for x, p, v in zip(xs, passed[r], visited(passed[r])) if v)
     return out

@@ -184,6 +184,7 @@ class MaskUnit(wiring.Component):
 
         # A `first` in the middle of a line cuts the frame before it; the new frame's pixels
         # would be masked in coordinates that no longer match the scene, so it is filled whole.
+        # x_next != 0, kept as one flag so the wide compare stays off the error-check path.
         mid_line = Signal()                      # the last accepted pixel did not end a line
         cut_mid_line = Signal()
         m.d.comb += cut_mid_line.eq(synced & mid_line)

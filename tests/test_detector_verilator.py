@@ -13,7 +13,7 @@ from conftest import ROOT
 from obscura.hw.cascade import CascadeError, load_cascade
 from obscura.hw.cascade_program import build_program
 from obscura.hw.detector import Detector
-from obscura.hw.detector_model import DetectorParams, detect, trace_windows
+from obscura.hw.detector_model import DetectorParams, detect, stage_grids, trace_windows
 from obscura.samples import astronaut_face_crops
 from obscura.sim.compare import detector_mismatch
 from obscura.sim.detector_sim import DetectorSim, frame_flags
@@ -53,12 +53,12 @@ def test_cycle_model_counts_the_engine_clocks(small_sim):
     """`bench/engine_model.py`, which weighs engine designs against the frame budget, counts
     the clocks of the engine as built: within 3 % of the RTL on real frames."""
     sys.path.insert(0, str(ROOT / "bench"))
-    from engine_model import frame_cycles, stage_passes
+    from engine_model import frame_cycles
     cas = load_cascade(SMALL[2])
     for seed in (0, 3):
         frame = small_frame(seed)
         result, _ = check(small_sim, frame, cascade=SMALL[2])
-        model = frame_cycles(stage_passes(frame, cas, small_sim.params), cas)
+        model = frame_cycles(stage_grids(frame, cas, small_sim.params), cas)
         assert abs(model / result.cycles - 1) < 0.03, (seed, model, result.cycles)
 
 
