@@ -201,7 +201,7 @@ FRAME_BUDGET_CYCLES = 2_475_000
 
 def bench_detector_rtl(quick):
     """Detector RTL (Verilator): bit-exactness with the model on real photos and the dev video
-    at 1280x720, cycles per frame against the 720p30 budget, synthesis for the ECP5."""
+    at 1280x720, cycles per frame against the 720p30 budget."""
     import cv2
 
     from obscura.hw.detector import Detector
@@ -260,6 +260,15 @@ def bench_detector_rtl(quick):
         res["cycles_reason"] = "../shared/data/video not found"
     res.update({"rtl_frames_compared": compared, "rtl_mismatches": mismatches,
                 "rtl_mismatch_reports": reports[:10]})
+    return res
+
+
+def bench_detector_synth(quick):
+    """Detector synthesis for the ECP5 (Yosys + nextpnr): a section of its own, so that it runs
+    beside the simulations."""
+    from obscura.hw.detector import Detector
+
+    res = {}
     if quick:
         res["rtl_synthesis"] = None
         res["rtl_synthesis_reason"] = "skipped by --quick"
@@ -320,7 +329,7 @@ def leak_frames(model_boxes, masks, window=5):
 
 def bench_pipeline(quick):
     """Whole pipeline: RTL against the composed model on the dev video, latency, leaks with and
-    without the tracker, synthesis of the whole top."""
+    without the tracker."""
     from obscura.hw.anonymizer import DELAY
     from obscura.hw.pipeline_model import PipelineConfig, PipelineModel
     from obscura.sim.pipeline_sim import PipelineSim
@@ -360,6 +369,13 @@ def bench_pipeline(quick):
     _, _, _, info = sim.dev.stream(rgb[:, ::-1], first, last)
     res.update({"latency_cycles": int(info["first_out_cycle"]), "delay_line_cycles": DELAY,
                 "latency_lines": round(info["first_out_cycle"] / 1280, 2)})
+    return res
+
+
+def bench_pipeline_synth(quick):
+    """Synthesis of the whole top for the ECP5: a section of its own, so that it runs beside
+    the simulations."""
+    res = {}
     if quick:
         res["synthesis"] = None
         res["synthesis_reason"] = "skipped by --quick"
@@ -374,7 +390,7 @@ def bench_pipeline(quick):
         syn = synthesize(Anonymizer(320, 240), "anonymizer_320x240",
                          ROOT / "build" / "synth" / "anonymizer_320x240", freq_mhz=74.25)
     except subprocess.CalledProcessError as exc:
-        return {**res, "synthesis": None, "synthesis_reason": str(exc)}
+        return {"synthesis": None, "synthesis_reason": str(exc)}
     res.update({"synth_geometry": "320x240", "fmax_mhz": syn["fmax_mhz"], "luts": syn["luts"],
                 "lut_pct": syn["lut_pct"], "ffs": syn["ffs"], "ebr": syn["ebr"],
                 "dsp": syn["dsp"], "synthesis": syn})
@@ -606,7 +622,8 @@ def bench_pynq(quick):
     previous = OUT / "results.json"
     det = {}
     if previous.exists():
-        det = (json.loads(previous.read_text()).get("detector") or {})
+        saved = json.loads(previous.read_text())
+        det = saved.get("detector_rtl") or saved.get("detector") or {}
     if det.get("cycles_per_frame_mean_720p"):
         cycles = (det["cycles_per_frame_mean_720p"],
                   "measured: detector RTL on the dev video at 1280x720 (section detector)",
@@ -812,6 +829,13 @@ def bench_ulx3s(quick):
         res.update({"sim_frames_matched": m, "sim_frames_compared": n,
                     "sim_geometry": "1280x720, board timing", "sim_full": info,
                     "camera_pixel_mhz": round(CAMERA_PIXEL_HZ / 1e6, 4)})
+    return res
+
+
+def bench_ulx3s_build(quick):
+    """ULX3S bitstream build (make bitstream BOARD=ulx3s-85f) and its manifest; with --quick,
+    the last build's manifest only."""
+    res = {}
     manifest_path = ROOT / "bitstreams" / "ulx3s-85f" / "manifest.json"
     if not quick:
         proc = subprocess.run([sys.executable, str(ROOT / "bitstreams" / "ulx3s-85f" /
@@ -843,42 +867,119 @@ def bench_ulx3s(quick):
     return res
 
 
-SECTIONS = {"mask": bench_mask, "detector": bench_detector, "detector_rtl": bench_detector_rtl,
-            "pipeline": bench_pipeline, "host": bench_host, "privacy": bench_privacy,
-            "pynq": bench_pynq}
-SECTIONS["cluster"] = bench_cluster
-SECTIONS["ulx3s"] = bench_ulx3s
+#: Sections, in the order they start when their turn comes: the longest first, so that two
+#: jobs finish together. Synthesis sections are separate so that nextpnr (one thread) runs
+#: beside a simulation (one thread).
+SECTIONS = {"pipeline_synth": bench_pipeline_synth, "detector_rtl": bench_detector_rtl,
+            "detector_synth": bench_detector_synth, "ulx3s_build": bench_ulx3s_build,
+            "privacy": bench_privacy, "pipeline": bench_pipeline, "detector": bench_detector,
+            "ulx3s": bench_ulx3s, "mask": bench_mask, "pynq": bench_pynq,
+            "host": bench_host, "cluster": bench_cluster}
 #: Sections whose keys also go under another area's object (the issue names them there).
-MERGE_INTO = {"detector_rtl": "detector"}
+MERGE_INTO = {"detector_rtl": "detector", "detector_synth": "detector",
+              "pipeline_synth": "pipeline", "ulx3s_build": "ulx3s"}
+#: A section starts only after these have finished (pynq's throughput model reads the
+#: detector's measured clocks).
+AFTER = {"pynq": ("detector_rtl",)}
+#: Sections that measure wall-clock speed-ups or frames per second run with nothing beside.
+ALONE = {"host", "cluster"}
+
+
+def run_child(name, quick, out_path):
+    """Run one section in this process and write {"result": ..., "reason": ...} to out_path."""
+    t0 = time.time()
+    try:
+        doc = {"result": SECTIONS[name](quick)}
+    except Exception as exc:              # a section that cannot run says why, others go on
+        traceback.print_exc()
+        doc = {"result": None, "reason": f"{type(exc).__name__}: {exc}"}
+    doc["seconds"] = round(time.time() - t0, 1)
+    Path(out_path).write_text(json.dumps(doc) + "\n")
+
+
+def _pump(name, stream):
+    for line in stream:
+        print(f"[{name}] {line}", end="", flush=True)
+
+
+def _merge(results):
+    for name, area in MERGE_INTO.items():
+        if isinstance(results.get(name), dict) and isinstance(results.get(area), dict):
+            results[area].update(results[name])
+
+
+def _save(results, path):
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def run_sections(names, quick, jobs, results, path):
+    """Run `names` as child processes, up to `jobs` at once, honouring AFTER and ALONE;
+    merge each result into `results` and save it as soon as it lands."""
+    import threading
+    pending, running = list(names), {}
+    work = OUT / "sections"
+    work.mkdir(parents=True, exist_ok=True)
+    while pending or running:
+        for name in list(pending):
+            if len(running) >= jobs or any(r in ALONE for r in running):
+                break
+            if any(dep in pending or dep in running for dep in AFTER.get(name, ())):
+                continue
+            if name in ALONE and running:
+                continue
+            out = work / f"{name}.json"
+            out.unlink(missing_ok=True)
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--child", name, str(out)]
+            proc = subprocess.Popen(cmd + (["--quick"] if quick else []), cwd=ROOT,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            threading.Thread(target=_pump, args=(name, proc.stdout), daemon=True).start()
+            running[name] = (proc, out, time.time())
+            pending.remove(name)
+            print(f"[bench] {name} started", flush=True)
+        time.sleep(1)
+        for name, (proc, out, t0) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            del running[name]
+            doc = json.loads(out.read_text()) if out.exists() else {
+                "result": None, "reason": f"section process exited with {proc.returncode}"}
+            results[name] = doc["result"]
+            results.pop(f"{name}_reason", None)
+            if doc.get("reason"):
+                results[f"{name}_reason"] = doc["reason"]
+            results["meta"]["section_seconds"][name] = round(time.time() - t0)
+            _merge(results)
+            _save(results, path)
+            print(f"[bench] {name} done in {time.time() - t0:.0f} s", flush=True)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="skip synthesis and long runs")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="sections run at once (default: one per core)")
+    parser.add_argument("--child", nargs=2, metavar=("SECTION", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("sections", nargs="*", default=list(SECTIONS),
                         help=f"sections to run (default: all of {', '.join(SECTIONS)})")
     args = parser.parse_args(argv)
+    if args.child:
+        return run_child(args.child[0], args.quick, args.child[1])
+    unknown = [n for n in args.sections if n not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / "results.json"
     results = json.loads(path.read_text()) if path.exists() else {}
     results["meta"] = {"git": git_hash(), "python": platform.python_version(),
-                       "machine": platform.machine(), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    for name in args.sections:
-        print(f"[bench] {name}", flush=True)
-        t0 = time.time()
-        try:
-            results[name] = SECTIONS[name](args.quick)
-            target = MERGE_INTO.get(name)
-            if target and isinstance(results.get(target), dict):
-                results[target].update(results[name])
-        except Exception as exc:          # a section that cannot run says why, others go on
-            traceback.print_exc()
-            results[name] = None
-            results[f"{name}_reason"] = f"{type(exc).__name__}: {exc}"
-        print(f"[bench] {name} done in {time.time() - t0:.0f} s", flush=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(results, indent=2) + "\n")
-        tmp.replace(path)
+                       "machine": platform.machine(), "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                       "jobs": args.jobs, "section_seconds": {}}
+    t0 = time.time()
+    run_sections([n for n in SECTIONS if n in args.sections], args.quick, max(1, args.jobs),
+                 results, path)
+    results["meta"]["total_seconds"] = round(time.time() - t0)
+    _save(results, path)
     print(json.dumps({k: results[k] for k in args.sections}, indent=2))
     from report import write_report
     print(f"wrote {path} and {write_report(results)}")
