@@ -140,9 +140,11 @@ def _synthesis(res):
             elif isinstance(s, dict) and "failed" in s:
                 rows.append((f"{label}{geometry}", "did not place", None, None, None, None,
                              None))
+    notes = [f"Synthesis not measured: {res[f'{key}_reason']}." for key in
+             ("synthesis", "rtl_synthesis") if res.get(key) is None and res.get(f"{key}_reason")]
     if not rows:
-        return []
-    return ["", "Synthesis (Yosys + nextpnr-ecp5, LFE5U-85F):", ""] + _table(
+        return ["", *notes] if notes else []
+    return ["", *notes, "Synthesis (Yosys + nextpnr-ecp5, LFE5U-85F):", ""] + _table(
         ("block", "Fmax MHz", "target MHz", "LUTs", "FFs", "EBR", "DSP"), rows)
 
 
@@ -158,6 +160,11 @@ def render(results):
                                     ("modes.png", "Before and after, each mode and shape"),
                                     ("resources.png", "Resources per block"))
                 if (OUT / p).exists()]
+    took = meta.get("section_seconds") or {}
+    if took:
+        lines += [f"Sections ran {meta.get('jobs', 1)} at a time, {meta.get('total_seconds')} s in "
+                  "all; seconds per section: " + ", ".join(f"{k} {v}" for k, v in took.items())
+                  + ".", ""]
     for area, title in AREAS.items():
         res = results.get(area)
         lines += [f"## {area}: {title}", ""]
