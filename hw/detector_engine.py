@@ -115,8 +115,8 @@ class CascadeEngine(wiring.Component):
         m.submodules.ring_s = ring_s = memory.Memory(shape=SUM_BITS, depth=ring_depth, init=[])
         m.submodules.ring_q = ring_q = memory.Memory(shape=SQSUM_BITS, depth=ring_depth,
                                                      init=[])
-        # Port A of each ring is shared by the row writer and the corner reader (one address
-        # signal), so it maps onto one port of a true dual-port block RAM.
+        # Port A of each ring is shared by the row writer and the corner reader (one address);
+        # Yosys 0.70 still gives every read port its own copy (docs/hardware.md, block RAM).
         ring_addr_a = Signal(self.ring_bits)
         ring_addr_b = Signal(self.ring_bits)
         rs_w, rq_w = ring_s.write_port(), ring_q.write_port()
