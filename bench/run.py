@@ -925,34 +925,41 @@ def _save(results, path):
     tmp.replace(path)
 
 
-def run_sections(names, quick, jobs, results, path):
-    """Run `names` as child processes, up to `jobs` at once, honouring AFTER and ALONE;
-    merge each result into `results` and save it as soon as it lands."""
+def child_command(name, out, quick):
+    """The command line that runs one section in a process of its own."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", name, str(out)]
+    return cmd + (["--quick"] if quick else [])
+
+
+def run_sections(names, quick, jobs, results, path, after=AFTER, alone=ALONE,
+                 command=child_command, work=OUT / "sections"):
+    """Run `names` as child processes, up to `jobs` at once, honouring `after` and `alone`;
+    merge each result into `results` and save it to `path` as soon as it lands."""
     import threading
     pending, running = list(names), {}
-    work = OUT / "sections"
     work.mkdir(parents=True, exist_ok=True)
     while pending or running:
         for name in list(pending):
-            if len(running) >= jobs or any(r in ALONE for r in running):
+            if len(running) >= jobs or any(r in alone for r in running):
                 break
-            if any(dep in pending or dep in running for dep in AFTER.get(name, ())):
+            if any(dep in pending or dep in running for dep in after.get(name, ())):
                 continue
-            if name in ALONE and running:
+            if name in alone and running:
                 continue
             out = work / f"{name}.json"
             out.unlink(missing_ok=True)
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--child", name, str(out)]
-            proc = subprocess.Popen(cmd + (["--quick"] if quick else []), cwd=ROOT,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            threading.Thread(target=_pump, args=(name, proc.stdout), daemon=True).start()
-            running[name] = (proc, out, time.time())
+            proc = subprocess.Popen(command(name, out, quick), cwd=ROOT, text=True,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            pump = threading.Thread(target=_pump, args=(name, proc.stdout), daemon=True)
+            pump.start()
+            running[name] = (proc, pump, out, time.time())
             pending.remove(name)
             print(f"[bench] {name} started", flush=True)
-        time.sleep(1)
-        for name, (proc, out, t0) in list(running.items()):
+        time.sleep(0.2)
+        for name, (proc, pump, out, t0) in list(running.items()):
             if proc.poll() is None:
                 continue
+            pump.join(timeout=5)            # its last lines before its "done"
             del running[name]
             doc = json.loads(out.read_text()) if out.exists() else {
                 "result": None, "reason": f"section process exited with {proc.returncode}"}
@@ -960,7 +967,8 @@ def run_sections(names, quick, jobs, results, path):
             results.pop(f"{name}_reason", None)
             if doc.get("reason"):
                 results[f"{name}_reason"] = doc["reason"]
-            results["meta"]["section_seconds"][name] = round(time.time() - t0)
+            results.setdefault("meta", {}).setdefault("section_seconds", {})[name] = round(
+                time.time() - t0)
             _merge(results)
             _save(results, path)
             print(f"[bench] {name} done in {time.time() - t0:.0f} s", flush=True)

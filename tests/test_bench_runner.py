@@ -1,0 +1,89 @@
+"""`make bench` runs its sections as child processes, one per core: the scheduler keeps the
+order rules (a section after the ones it reads, wall-clock sections alone) and keeps a failed
+section's reason. Fake sections here: each records when it ran."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+import run as bench  # noqa: E402
+
+CHILD = """
+import json, os, sys, time
+name, out, log = sys.argv[1:4]
+t0 = time.time()
+open(log + "." + name, "w").close()          # "I have started"
+partner = {"a": "b", "b": "a"}.get(name)
+saw = False
+while partner and time.time() < t0 + 60 and not saw:   # meet the partner, if any runs
+    saw = os.path.exists(log + "." + partner)
+    time.sleep(0.05)
+time.sleep(0.3)
+print(f"{name} says hello", flush=True)
+if name == "broken":
+    sys.exit(3)
+with open(log, "a") as f:
+    f.write(json.dumps([name, t0, time.time()]) + "\\n")
+with open(out, "w") as f:
+    json.dump({"result": {"value": name, "saw_partner": saw} if partner else {"value": name}},
+              f)
+"""
+
+
+def _run(tmp_path, names, jobs, after=None, alone=()):
+    log = tmp_path / "log.jsonl"
+    results = {"meta": {"section_seconds": {}}}
+
+    def command(name, out, quick):
+        return [sys.executable, "-c", CHILD, name, str(out), str(log)]
+
+    bench.run_sections(names, False, jobs, results, tmp_path / "results.json",
+                       after=after or {}, alone=set(alone), command=command,
+                       work=tmp_path / "sections")
+    spans = {}
+    if log.exists():
+        for line in log.read_text().splitlines():
+            name, t0, t1 = json.loads(line)
+            spans[name] = (t0, t1)
+    return results, spans
+
+
+def _overlap(a, b):
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def test_two_jobs_run_side_by_side_and_every_result_is_saved(tmp_path):
+    results, spans = _run(tmp_path, ["a", "b", "c"], jobs=2)
+    assert results["a"] == {"value": "a", "saw_partner": True}      # ran at the same time
+    assert results["b"] == {"value": "b", "saw_partner": True}
+    assert results["c"] == {"value": "c"}
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert set(saved["meta"]["section_seconds"]) == {"a", "b", "c"}
+
+
+def test_a_section_waits_for_the_one_it_reads_and_alone_runs_alone(tmp_path):
+    results, spans = _run(tmp_path, ["reader", "writer", "timed", "other"], jobs=2,
+                          after={"reader": ("writer",)}, alone={"timed"})
+    assert spans["reader"][0] >= spans["writer"][1]
+    for name in ("reader", "writer", "other"):
+        assert not _overlap(spans["timed"], spans[name]), name
+
+
+def test_a_failed_section_records_why_and_the_others_go_on(tmp_path, capsys):
+    results, spans = _run(tmp_path, ["broken", "fine"], jobs=2)
+    assert results["broken"] is None
+    assert "exited with 3" in results["broken_reason"]
+    assert results["fine"] == {"value": "fine"}
+    out = capsys.readouterr().out
+    assert "[broken] broken says hello" in out       # a child's output, tagged
+
+
+def test_unknown_sections_are_refused_with_the_list():
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "nosuch"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "unknown section(s) nosuch" in proc.stderr and "detector_rtl" in proc.stderr
