@@ -140,7 +140,7 @@ def _synthesis(res):
             elif isinstance(s, dict) and "failed" in s:
                 rows.append((f"{label}{geometry}", "did not place", None, None, None, None,
                              None))
-    notes = [f"Synthesis not measured: {res[f'{key}_reason']}." for key in
+    notes = [f"Synthesis not measured: {res[f'{key}_reason'].rstrip('.')}." for key in
              ("synthesis", "rtl_synthesis") if res.get(key) is None and res.get(f"{key}_reason")]
     if not rows:
         return ["", *notes] if notes else []
