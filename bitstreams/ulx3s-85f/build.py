@@ -122,6 +122,14 @@ def _usage(util):
             "plls": used("EHXPLLL")}
 
 
+def classic_abc_synth(top):
+    """Yosys commands for synth_ecp5 with classic ABC as the LUT mapper (LUT4, PFU muxes up to
+    LUT7, as synth_ecp5 -noabc9 used to): Yosys 0.70 always maps with ABC9, which asserts in
+    ABC_OPS_REINTEGRATE on the largest designs. Also used by bench/synth.py."""
+    return [f"synth_ecp5 -top {top} -run begin:map_luts", "techmap -map +/lattice/latches_map.v",
+            "abc -lut 4:7 -dress", "clean", f"synth_ecp5 -top {top} -run map_cells:"]
+
+
 def bitstream(seed=SEED, classic_abc=False):
     """Build; return the manifest. Raise BuildError (tool failure) or exit 2 (timing)."""
     t0 = time.time()
@@ -147,14 +155,8 @@ def bitstream(seed=SEED, classic_abc=False):
         # ABC_OPS_REINTEGRATE on this design: run its script up to the LUT mapping, map with
         # classic ABC (LUT4, PFU muxes up to LUT7, as synth_ecp5 -noabc9 used to), then go on.
         classic = out / f"{NAME}.classic.ys"
-        classic.write_text("\n".join([
-            f"read_rtlil {NAME}.il",
-            f"synth_ecp5 -top {NAME} -run begin:map_luts",
-            "techmap -map +/lattice/latches_map.v",
-            "abc -lut 4:7 -dress",
-            "clean",
-            f"synth_ecp5 -top {NAME} -run map_cells:",
-            f"write_json {NAME}.json", ""]))
+        classic.write_text("\n".join([f"read_rtlil {NAME}.il", *classic_abc_synth(NAME),
+                                      f"write_json {NAME}.json", ""]))
         print(f"[ulx3s] synthesis, classic ABC (log {out / (NAME + '.classic.rpt')})",
               flush=True)
         if _run([yosys, "-q", "-l", f"{NAME}.classic.rpt", classic.name], out / "yosys.log",
