@@ -153,26 +153,33 @@ class CascadeEngine(wiring.Component):
         # R0: beat b = 0..ws of integral row r (b = 0 writes the zero column; row 0 is zeros).
         r0_valid, r0_b, r0_row = Signal(), Signal(COORD_BITS + 1), Signal(COORD_BITS + 1)
         sx = Signal(32)
-        sy = Signal(32)                       # source row position of image row r - 1
-        row_sy = Signal(32)
-        # Per-row constants for the bilinear read.
-        iy_raw = row_sy >> SCALE_FRAC
-        iy = Signal(COORD_BITS)
-        iy1 = Signal(COORD_BITS)
+        sy = Signal(32)                       # source row position of the next image row
+        row_sy = Signal(32)                   # ... of the row being issued (latched at b = 0)
+        # Timing: no clamp, multiplier or carry chain between a position register and the
+        # frame-store address. The row part of each bank's address is computed from `sy` in two
+        # stages while the row before is issued (`sy` moves at its beat 1) and latched at b = 0;
+        # the column part is computed from the next `sx` a beat ahead (`ix`, `ix1` registered).
+        def clamp_pair(pos, size, i, i1):
+            i_raw = pos >> SCALE_FRAC
+            i_c = Mux(i_raw > size - 1, size - 1, i_raw)
+            return [i.eq(i_c), i1.eq(Mux(i_c >= size - 1, size - 1, i_c + 1))]
+        iy_s, iy1_s = Signal(COORD_BITS), Signal(COORD_BITS)
+        m.d.sync += clamp_pair(sy, self.base_h, iy_s, iy1_s)
+        base_s = [Signal(range(2 * bank_depth)) for _ in (0, 1)]
+        base_row = [Signal(range(2 * bank_depth)) for _ in (0, 1)]
+        y_par_s, y_par = Signal(2), Signal(2)           # iy, iy1 parities
+        for pr in (0, 1):
+            rr = Mux(iy_s[0] == pr, iy_s, iy1_s) >> 1
+            m.d.sync += base_s[pr].eq(buf * bank_depth + rr * half_w)
+        m.d.sync += y_par_s.eq(Cat(iy_s[0], iy1_s[0]))
         fy = Signal(8)
-        m.d.comb += [iy.eq(Mux(iy_raw > self.base_h - 1, self.base_h - 1, iy_raw)),
-                     iy1.eq(Mux(iy >= self.base_h - 1, self.base_h - 1, iy + 1)),
-                     fy.eq(row_sy[8:16])]
-        ix_raw = sx >> SCALE_FRAC
-        ix = Signal(COORD_BITS)
-        ix1 = Signal(COORD_BITS)
-        m.d.comb += [ix.eq(Mux(ix_raw > self.base_w - 1, self.base_w - 1, ix_raw)),
-                     ix1.eq(Mux(ix >= self.base_w - 1, self.base_w - 1, ix + 1))]
+        m.d.comb += fy.eq(row_sy[8:16])
+        ix, ix1 = Signal(COORD_BITS), Signal(COORD_BITS)
+        sx_next = Signal(32)                  # the value `sx` takes at this beat (FSM below)
         for pr in (0, 1):
             for pc in (0, 1):
-                rr = Mux(iy[0] == pr, iy, iy1) >> 1
                 cc = Mux(ix[0] == pc, ix, ix1) >> 1
-                m.d.comb += fs_rd[pr][pc].addr.eq(buf * bank_depth + rr * half_w + cc)
+                m.d.comb += fs_rd[pr][pc].addr.eq(base_row[pr] + cc)
         r_meta = data.StructLayout({"valid": 1, "b": COORD_BITS + 1, "row": COORD_BITS + 1,
                                     "last": 1})
         r1 = Signal(r_meta)
@@ -180,7 +187,7 @@ class CascadeEngine(wiring.Component):
         r1_fx, r1_fy = Signal(8), Signal(8)
         m.d.sync += [r1.valid.eq(r0_valid), r1.b.eq(r0_b), r1.row.eq(r0_row),
                      r1.last.eq(r0_b == ws_l),
-                     r1_sel.eq(Cat(iy[0], iy1[0], ix[0], ix1[0])),
+                     r1_sel.eq(Cat(y_par, ix[0], ix1[0])),
                      r1_fx.eq(sx[8:16]), r1_fy.eq(fy)]
         # R1 -> R1B: the four neighbours, registered (block RAM clock-to-out and bank select).
         def bank(pr_sel, pc_sel):
@@ -445,13 +452,17 @@ class CascadeEngine(wiring.Component):
                     m.d.comb += r0_valid.eq(1)
                     m.d.comb += r0_row.eq(rows_issued)
                     with m.If(r0_b == 0):
-                        m.d.sync += [sx.eq(c_l), row_sy.eq(sy)]
+                        m.d.comb += sx_next.eq(c_l)
+                        m.d.sync += [row_sy.eq(sy), Cat(*base_row).eq(Cat(*base_s)),
+                                     y_par.eq(y_par_s)]
                     with m.Else():
-                        m.d.sync += sx.eq(sx + f_l)
+                        m.d.comb += sx_next.eq(sx + f_l)
+                    m.d.sync += [sx.eq(sx_next), *clamp_pair(sx_next, self.base_w, ix, ix1)]
+                    # Row r + 1 starts from sy + f (rows 0 and 1 both from c: row 0 is zeros).
+                    with m.If((r0_b == 1) & (rows_issued != 0)):
+                        m.d.sync += sy.eq(sy + f_l)
                     with m.If(r0_b == ws_l):
                         m.d.sync += [r0_b.eq(0), rows_issued.eq(rows_issued + 1)]
-                        with m.If(rows_issued != 0):
-                            m.d.sync += sy.eq(sy + f_l)
                     with m.Else():
                         m.d.sync += r0_b.eq(r0_b + 1)
                 with m.Elif(rows_done >= need):
