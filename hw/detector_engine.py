@@ -115,18 +115,32 @@ class CascadeEngine(wiring.Component):
         m.submodules.ring_s = ring_s = memory.Memory(shape=SUM_BITS, depth=ring_depth, init=[])
         m.submodules.ring_q = ring_q = memory.Memory(shape=SQSUM_BITS, depth=ring_depth,
                                                      init=[])
-        # Port A of each ring is shared by the row writer and the corner reader (one address);
-        # Yosys 0.70 still gives every read port its own copy (docs/hardware.md, block RAM).
+        # Block RAM: a DP16KD has two ports. Yosys 0.70 maps a read port onto the write port's
+        # block RAM port only when it has the writer's address signal, and then only if every
+        # other read port of that memory is transparent for the writer (it has no cap for
+        # "old data" across ports and would emulate it by copying the memory). So port A
+        # shares the writer's address and port B is declared transparent: rows are written
+        # (phase 0) while no corner read is used, so transparency changes nothing read. Corners
+        # C and D (groups of 4) read a second copy written alongside, C sharing its writer's
+        # address the same way. Two copies of the luma ring instead of four, one squared.
         ring_addr_a = Signal(self.ring_bits)
         ring_addr_b = Signal(self.ring_bits)
         rs_w, rq_w = ring_s.write_port(), ring_q.write_port()
-        rs_a, rs_b = ring_s.read_port(), ring_s.read_port()
-        # Ports C, D of the luma ring (corners 3 and 4 of a group): a second copy in block RAM.
-        rs_more = [ring_s.read_port() for _ in range(prog.group - 2)]
-        rq_a, rq_b = ring_q.read_port(), ring_q.read_port()
+        rs_a, rs_b = ring_s.read_port(), ring_s.read_port(transparent_for=(rs_w,))
+        rq_a, rq_b = ring_q.read_port(), ring_q.read_port(transparent_for=(rq_w,))
+        luma_writers = [rs_w]                 # every copy of the luma ring is written alike
         m.d.comb += [rs_w.addr.eq(ring_addr_a), rq_w.addr.eq(ring_addr_a),
                      rs_a.addr.eq(ring_addr_a), rq_a.addr.eq(ring_addr_a),
                      rs_b.addr.eq(ring_addr_b), rq_b.addr.eq(ring_addr_b)]
+        rs_more = []
+        ring_addr_c = Signal(self.ring_bits)
+        if prog.group > 2:
+            m.submodules.ring_s_cd = ring_s_cd = memory.Memory(shape=SUM_BITS, depth=ring_depth,
+                                                               init=[])
+            rs2_w = ring_s_cd.write_port()
+            rs_more = [ring_s_cd.read_port(), ring_s_cd.read_port(transparent_for=(rs2_w,))]
+            luma_writers.append(rs2_w)
+            m.d.comb += [rs2_w.addr.eq(ring_addr_c), rs_more[0].addr.eq(ring_addr_c)]
         m.submodules.colsum_s = colsum_s = memory.Memory(shape=SUM_BITS, depth=self.base_w,
                                                          init=[])
         m.submodules.colsum_q = colsum_q = memory.Memory(shape=SQSUM_BITS, depth=self.base_w,
@@ -231,8 +245,9 @@ class CascadeEngine(wiring.Component):
         r4_slot = Signal(self.ring_bits)
         m.d.sync += r4_slot.eq((r3.row & (RING_ROWS - 1)) * stride)
         m.d.comb += [row_waddr.eq(r4_slot + r4.b),
-                     rs_w.data.eq(acc_s), rq_w.data.eq(acc_q),
-                     rs_w.en.eq(row_write & r4.valid), rq_w.en.eq(row_write & r4.valid)]
+                     rq_w.data.eq(acc_q), rq_w.en.eq(row_write & r4.valid),
+                     *[w.data.eq(acc_s) for w in luma_writers],
+                     *[w.en.eq(row_write & r4.valid) for w in luma_writers]]
         with m.If(r4.valid & r4.last):
             m.d.sync += rows_done.eq(r4.row + 1)
 
@@ -354,8 +369,8 @@ class CascadeEngine(wiring.Component):
             wrapped = origin_wrap + e1r.off[k]
             m.d.sync += a.eq(Mux(wrapped < 0, origin + e1r.off[k], wrapped[:self.ring_bits]))
         eval_addr_a, eval_addr_b = ea[0], ea[1]
-        for k, port in enumerate(rs_more):
-            m.d.comb += port.addr.eq(ea[2 + k])
+        if rs_more:
+            m.d.comb += rs_more[1].addr.eq(ea[3])
         m.d.comb += node_rd.addr.eq(e1a_node)
         # E2: ring and node ROM data arrive
         e2_valid = Signal()
@@ -425,6 +440,10 @@ class CascadeEngine(wiring.Component):
         m.d.comb += [
             ring_addr_a.eq(Mux(phase == 0, row_waddr, Mux(phase == 1, nf_addr_a, eval_addr_a))),
             ring_addr_b.eq(Mux(phase == 1, nf_addr_b, eval_addr_b)),
+        ]
+        if rs_more:
+            m.d.comb += ring_addr_c.eq(Mux(phase == 0, row_waddr, ea[2]))
+        m.d.comb += [
             row_write.eq(phase == 0),
         ]
 

@@ -96,6 +96,7 @@ class Grouper(wiring.Component):
         p_la, p_lb, p_sim = Signal(ib), Signal(ib), Signal()
         p_sa, p_sb, p_ma, p_mb = (Signal(Rect, name=f"p_{n}") for n in ("sa", "sb", "ma", "mb"))
         c1, c2 = Signal(cl_layout), Signal(cl_layout)
+        dx, dy = Signal(COORD_BITS), Signal(COORD_BITS)   # the inside rule's margins of c2
         finished = Signal()
         with m.If(self.finish):
             m.d.sync += finished.eq(1)
@@ -294,11 +295,14 @@ class Grouper(wiring.Component):
                     m.next = "IN_REG"
             with m.State("IN_REG"):
                 m.d.sync += [c1.eq(cl_a.data), c2.eq(cl_b.data)]
+                m.next = "IN_DX"
+            with m.State("IN_DX"):
+                # The divisions by 10 (a multiplier each) get a clock of their own (timing).
+                m.d.sync += [dx.eq(_div10((c2.r.w << 1) + 5, COORD_BITS + 2)),
+                             dy.eq(_div10((c2.r.h << 1) + 5, COORD_BITS + 2))]
                 m.next = "IN_CMP"
             with m.State("IN_CMP"):
                 r1, r2 = c1.r, c2.r
-                dx = _div10((r2.w << 1) + 5, COORD_BITS + 2)
-                dy = _div10((r2.h << 1) + 5, COORD_BITS + 2)
                 hit = ((j != i) & (c2.n > mn) &
                        (r1.x + dx >= r2.x) & (r1.y + dy >= r2.y) &
                        (r1.x + r1.w <= r2.x + r2.w + dx) & (r1.y + r1.h <= r2.y + r2.h + dy) &
