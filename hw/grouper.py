@@ -35,12 +35,26 @@ def _absdiff(a, b):
     return Mux(a > b, a - b, b - a)
 
 
-def similar(a, b):
-    """OpenCV's SimilarRects, eps = 0.2, as `detector_model._similar` (comb logic)."""
-    lim = Mux(a.w < b.w, a.w, b.w) + Mux(a.h < b.h, a.h, b.h)
-    return ((_absdiff(a.x, b.x) * 10 <= lim) & (_absdiff(a.y, b.y) * 10 <= lim) &
-            (_absdiff(a.x + a.w, b.x + b.w) * 10 <= lim) &
-            (_absdiff(a.y + a.h, b.y + b.h) * 10 <= lim))
+#: OpenCV's SimilarRects in two clocks (timing): the four distances times 10 and the limit,
+#: registered, then their comparison.
+SimParts = data.StructLayout({"d": data.ArrayLayout(COORD_BITS + 5, 4), "lim": COORD_BITS + 1})
+
+
+def similar_parts(target, a, b):
+    """First clock of OpenCV's SimilarRects (eps = 0.2, as `detector_model._similar`): the
+    statements that load `target`, a `SimParts` register."""
+    def times10(v):              # one adder, not a multiplier block (timing)
+        return (v << 3) + (v << 1)
+    dists = (_absdiff(a.x, b.x), _absdiff(a.y, b.y), _absdiff(a.x + a.w, b.x + b.w),
+             _absdiff(a.y + a.h, b.y + b.h))
+    return [*(target.d[k].eq(times10(v)) for k, v in enumerate(dists)),
+            target.lim.eq(Mux(a.w < b.w, a.w, b.w) + Mux(a.h < b.h, a.h, b.h))]
+
+
+def similar(parts):
+    """Second clock: whether the rectangles of a registered `SimParts` are similar."""
+    return ((parts.d[0] <= parts.lim) & (parts.d[1] <= parts.lim) &
+            (parts.d[2] <= parts.lim) & (parts.d[3] <= parts.lim))
 
 
 def _div10(v, bits):
@@ -95,6 +109,7 @@ class Grouper(wiring.Component):
         lo, hi = Signal(ib), Signal(ib)
         p_la, p_lb, p_sim = Signal(ib), Signal(ib), Signal()
         p_sa, p_sb, p_ma, p_mb = (Signal(Rect, name=f"p_{n}") for n in ("sa", "sb", "ma", "mb"))
+        p_parts_s, p_parts_m = Signal(SimParts), Signal(SimParts)
         c1, c2 = Signal(cl_layout), Signal(cl_layout)
         dx, dy = Signal(COORD_BITS), Signal(COORD_BITS)   # the inside rule's margins of c2
         finished = Signal()
@@ -152,21 +167,23 @@ class Grouper(wiring.Component):
                     m.next = "IDLE"
             # ---------------------------------------------------------- pass 1: seeds
             with m.State("SCAN"):
-                # One seed a clock: read (R), compare into a register (C), decide (D); the
-                # block RAM output and the comparison never share a clock.
+                # One seed a clock: read (R), block RAM output registered (D), the
+                # similarity test's two clocks (S, C), decide; a match squashes the seeds behind.
                 rd_valid, rd_idx = Signal(), Signal(range(nmax + 1))
                 d_valid, d_idx, d_seed = Signal(), Signal(range(nmax + 1)), Signal(Rect)
+                s_valid, s_idx, s_parts = Signal(), Signal(range(nmax + 1)), Signal(SimParts)
                 c_valid, c_idx, c_sim = Signal(), Signal(range(nmax + 1)), Signal()
                 m.d.comb += seed_a.addr.eq(i)
                 m.d.sync += [rd_valid.eq(0), d_valid.eq(rd_valid), d_idx.eq(rd_idx),
-                             d_seed.eq(seed_a.data), c_valid.eq(d_valid), c_idx.eq(d_idx),
-                             c_sim.eq(similar(d_seed, r))]
+                             d_seed.eq(seed_a.data), s_valid.eq(d_valid), s_idx.eq(d_idx),
+                             *similar_parts(s_parts, d_seed, r),
+                             c_valid.eq(s_valid), c_idx.eq(s_idx), c_sim.eq(similar(s_parts))]
                 with m.If(c_valid & c_sim):
-                    m.d.sync += [d_valid.eq(0), c_valid.eq(0), idx.eq(c_idx)]
+                    m.d.sync += [d_valid.eq(0), s_valid.eq(0), c_valid.eq(0), idx.eq(c_idx)]
                     m.next = "ADD"
                 with m.Elif(i < n):
                     m.d.sync += [rd_valid.eq(1), rd_idx.eq(i), i.eq(i + 1)]
-                with m.Elif(~rd_valid & ~d_valid & ~c_valid):
+                with m.Elif(~rd_valid & ~d_valid & ~s_valid & ~c_valid):
                     m.next = "NEW"
             with m.State("ADD"):
                 m.d.comb += acc_r.addr.eq(idx)
@@ -220,7 +237,11 @@ class Grouper(wiring.Component):
                              p_sb.eq(seed_b.data), p_ma.eq(mean_a.data), p_mb.eq(mean_b.data)]
                 m.next = "PAIR_REG"
             with m.State("PAIR_REG"):
-                m.d.sync += p_sim.eq(similar(p_sa, p_sb) | similar(p_ma, p_mb))
+                m.d.sync += [*similar_parts(p_parts_s, p_sa, p_sb),
+                             *similar_parts(p_parts_m, p_ma, p_mb)]
+                m.next = "PAIR_SIM"
+            with m.State("PAIR_SIM"):
+                m.d.sync += p_sim.eq(similar(p_parts_s) | similar(p_parts_m))
                 m.next = "PAIR_CMP"
             with m.State("PAIR_CMP"):
                 la, lb = p_la, p_lb
