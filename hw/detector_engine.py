@@ -224,26 +224,35 @@ class CascadeEngine(wiring.Component):
         pix = Signal(8)
         m.d.sync += [r3.eq(r2), pix.eq((top * (256 - r2_fy) + bot * r2_fy + (1 << 15)) >> 16)]
         col = Signal(COORD_BITS)
-        m.d.comb += [cs_r.addr.eq(r2.b - 1), cq_r.addr.eq(r2.b - 1), col.eq(r3.b - 1)]
-        # R3: column sums and the row's running sums; R4 writes the ring.
-        zero_row = r3.row == 0
-        data_beat = r3.valid & (r3.b != 0)
-        cs_new = Mux(zero_row, 0, cs_r.data + pix)[:SUM_BITS]
-        cq_new = Mux(zero_row, 0, cq_r.data + pix * pix)[:SQSUM_BITS]
+        m.d.comb += [cs_r.addr.eq(r2.b - 1), cq_r.addr.eq(r2.b - 1)]
+        # R3 -> R3R: the column sums read and the pixel's square, registered (a block RAM's
+        # clock-to-out leaves no time for two additions behind it). The column is written
+        # back at R3R, a clock later than it was read: its next read is a row later.
+        r3r = Signal(r_meta)
+        cs_d, cq_d = Signal(SUM_BITS), Signal(SQSUM_BITS)
+        pix_d, pix_sq = Signal(8), Signal(16)
+        m.d.sync += [r3r.eq(r3), cs_d.eq(cs_r.data), cq_d.eq(cq_r.data), pix_d.eq(pix),
+                     pix_sq.eq(pix * pix)]
+        # R3R: column sums and the row's running sums; R4 writes the ring.
+        m.d.comb += col.eq(r3r.b - 1)
+        zero_row = r3r.row == 0
+        data_beat = r3r.valid & (r3r.b != 0)
+        cs_new = Mux(zero_row, 0, cs_d + pix_d)[:SUM_BITS]
+        cq_new = Mux(zero_row, 0, cq_d + pix_sq)[:SQSUM_BITS]
         m.d.comb += [cs_w.addr.eq(col), cq_w.addr.eq(col), cs_w.data.eq(cs_new),
                      cq_w.data.eq(cq_new), cs_w.en.eq(data_beat), cq_w.en.eq(data_beat)]
         acc_s, acc_q = Signal(SUM_BITS), Signal(SQSUM_BITS)
         r4 = Signal(r_meta)
-        m.d.sync += r4.eq(r3)
-        with m.If(r3.valid):
-            m.d.sync += [acc_s.eq(Mux(r3.b == 0, 0, acc_s + cs_new)),
-                         acc_q.eq(Mux(r3.b == 0, 0, acc_q + cq_new))]
+        m.d.sync += r4.eq(r3r)
+        with m.If(r3r.valid):
+            m.d.sync += [acc_s.eq(Mux(r3r.b == 0, 0, acc_s + cs_new)),
+                         acc_q.eq(Mux(r3r.b == 0, 0, acc_q + cq_new))]
         row_write = Signal()
         row_waddr = Signal(self.ring_bits)
         # Row slots are multiples of a stride that is no power of two: the products are
         # registered a stage (or a row) ahead so no multiplier sits on a ring address path.
         r4_slot = Signal(self.ring_bits)
-        m.d.sync += r4_slot.eq((r3.row & (RING_ROWS - 1)) * stride)
+        m.d.sync += r4_slot.eq((r3r.row & (RING_ROWS - 1)) * stride)
         m.d.comb += [row_waddr.eq(r4_slot + r4.b),
                      rq_w.data.eq(acc_q), rq_w.en.eq(row_write & r4.valid),
                      *[w.data.eq(acc_s) for w in luma_writers],
