@@ -112,6 +112,7 @@ class Grouper(wiring.Component):
         p_parts_s, p_parts_m = Signal(SimParts), Signal(SimParts)
         c1, c2 = Signal(cl_layout), Signal(cl_layout)
         dx, dy = Signal(COORD_BITS), Signal(COORD_BITS)   # the inside rule's margins of c2
+        acc_d = Signal(sums_layout)           # a sums record read, registered
         finished = Signal()
         with m.If(self.finish):
             m.d.sync += finished.eq(1)
@@ -125,10 +126,14 @@ class Grouper(wiring.Component):
         div_den = Signal(COUNT_BITS + 1)
         div_cnt = Signal(range(DIV_BITS + 1))
         div_src = Signal(sums_layout)
+        # The sums come from block RAM: registered (div_load) before the adders.
+        div_src_r, div_load = Signal(sums_layout), Signal()
         with m.If(div_start):
-            m.d.sync += [div_busy.eq(1), div_cnt.eq(DIV_BITS), div_den.eq(div_src.n << 1)]
+            m.d.sync += [div_busy.eq(1), div_load.eq(1), div_src_r.eq(div_src)]
+        with m.Elif(div_load):
+            m.d.sync += [div_load.eq(0), div_cnt.eq(DIV_BITS), div_den.eq(div_src_r.n << 1)]
             for k, name in enumerate("xywh"):
-                m.d.sync += [div_num[k].eq((getattr(div_src, name) << 1) + div_src.n),
+                m.d.sync += [div_num[k].eq((getattr(div_src_r, name) << 1) + div_src_r.n),
                              div_rem[k].eq(0)]
         with m.Elif(div_busy):
             m.d.sync += div_cnt.eq(div_cnt - 1)
@@ -187,13 +192,17 @@ class Grouper(wiring.Component):
                     m.next = "NEW"
             with m.State("ADD"):
                 m.d.comb += acc_r.addr.eq(idx)
+                m.next = "ADD_REG"
+            with m.State("ADD_REG"):
+                # Block RAM outputs are registered before an adder (timing), here and below.
+                m.d.sync += acc_d.eq(acc_r.data)
                 m.next = "ADD_WR"
             with m.State("ADD_WR"):
                 m.d.comb += [acc_w.addr.eq(idx), acc_w.en.eq(1)]
                 for name in "xywh":
                     m.d.comb += getattr(acc_w.data, name).eq(
-                        getattr(acc_r.data, name) + getattr(r, name))
-                m.d.comb += acc_w.data.n.eq(acc_r.data.n + 1)
+                        getattr(acc_d, name) + getattr(r, name))
+                m.d.comb += acc_w.data.n.eq(acc_d.n + 1)
                 m.next = "IDLE"
             with m.State("NEW"):
                 with m.If(n < nmax):
@@ -277,13 +286,16 @@ class Grouper(wiring.Component):
                 own = Signal(sums_layout)
                 m.d.sync += [lab_k.eq(lab_a.data), own.eq(acc_r.data)]
                 m.d.comb += msum_r.addr.eq(lab_a.data)
+                m.next = "MERGE_REG"
+            with m.State("MERGE_REG"):
+                m.d.sync += acc_d.eq(msum_r.data)
                 m.next = "MERGE_WR"
             with m.State("MERGE_WR"):
                 first = lab_k == idx
                 m.d.comb += [msum_w.addr.eq(lab_k), msum_w.en.eq(1)]
                 for name in "xywhn":
                     m.d.comb += getattr(msum_w.data, name).eq(
-                        Mux(first, 0, getattr(msum_r.data, name)) + getattr(own, name))
+                        Mux(first, 0, getattr(acc_d, name)) + getattr(own, name))
                 m.d.sync += idx.eq(idx + 1)
                 m.next = "MERGE_RD"
             with m.State("FINAL_RD"):
