@@ -175,8 +175,8 @@ class CascadeEngine(wiring.Component):
         # the column part is computed from the next `sx` a beat ahead (`ix`, `ix1` registered).
         def clamp_pair(pos, size, i, i1):
             i_raw = pos >> SCALE_FRAC
-            i_c = Mux(i_raw > size - 1, size - 1, i_raw)
-            return [i.eq(i_c), i1.eq(Mux(i_c >= size - 1, size - 1, i_c + 1))]
+            return [i.eq(Mux(i_raw > size - 1, size - 1, i_raw)),
+                    i1.eq(Mux(i_raw >= size - 1, size - 1, i_raw + 1))]
         iy_s, iy1_s = Signal(COORD_BITS), Signal(COORD_BITS)
         m.d.sync += clamp_pair(sy, self.base_h, iy_s, iy1_s)
         base_s = [Signal(range(2 * bank_depth)) for _ in (0, 1)]
@@ -189,7 +189,10 @@ class CascadeEngine(wiring.Component):
         fy = Signal(8)
         m.d.comb += fy.eq(row_sy[8:16])
         ix, ix1 = Signal(COORD_BITS), Signal(COORD_BITS)
-        sx_next = Signal(32)                  # the value `sx` takes at this beat (FSM below)
+        # The value `sx` takes at a beat issued (FSM below), a function of the beat only: the
+        # issue decision is the registers' enable, not a term of their data (timing).
+        sx_next = Signal(32)
+        m.d.comb += sx_next.eq(Mux(r0_b == 0, c_l, sx + f_l))
         for pr in (0, 1):
             for pc in (0, 1):
                 cc = Mux(ix[0] == pc, ix, ix1) >> 1
@@ -480,11 +483,8 @@ class CascadeEngine(wiring.Component):
                     m.d.comb += r0_valid.eq(1)
                     m.d.comb += r0_row.eq(rows_issued)
                     with m.If(r0_b == 0):
-                        m.d.comb += sx_next.eq(c_l)
                         m.d.sync += [row_sy.eq(sy), Cat(*base_row).eq(Cat(*base_s)),
                                      y_par.eq(y_par_s)]
-                    with m.Else():
-                        m.d.comb += sx_next.eq(sx + f_l)
                     m.d.sync += [sx.eq(sx_next), *clamp_pair(sx_next, self.base_w, ix, ix1)]
                     # Row r + 1 starts from sy + f (rows 0 and 1 both from c: row 0 is zeros).
                     with m.If((r0_b == 1) & (rows_issued != 0)):
