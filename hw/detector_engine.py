@@ -254,9 +254,10 @@ class CascadeEngine(wiring.Component):
         row_waddr = Signal(self.ring_bits)
         # Row slots are multiples of a stride that is no power of two: the products are
         # registered a stage (or a row) ahead so no multiplier sits on a ring address path.
-        r4_slot = Signal(self.ring_bits)
-        m.d.sync += r4_slot.eq((r3r.row & (RING_ROWS - 1)) * stride)
-        m.d.comb += [row_waddr.eq(r4_slot + r4.b),
+        r3r_slot = Signal(self.ring_bits)
+        m.d.sync += [r3r_slot.eq((r3.row & (RING_ROWS - 1)) * stride),
+                     row_waddr.eq(r3r_slot + r3r.b)]       # R4's write address
+        m.d.comb += [
                      rq_w.data.eq(acc_q), rq_w.en.eq(row_write & r4.valid),
                      *[w.data.eq(acc_s) for w in luma_writers],
                      *[w.en.eq(row_write & r4.valid) for w in luma_writers]]
@@ -274,10 +275,14 @@ class CascadeEngine(wiring.Component):
                      bot_slot.eq(((wy + win_h - 1) & (RING_ROWS - 1)) * stride),
                      row_slot.eq((wy & (RING_ROWS - 1)) * stride),
                      row_slot_wrap.eq((wy & (RING_ROWS - 1)) * stride - ring_size)]
-        nf_addr_a = Mux(n0_phase, bot_slot, top_slot) + n0_x + 1
-        nf_addr_b = Mux(n0_phase, bot_slot, top_slot) + n0_x + win_w - 1
+        # N0A: the corner addresses registered before the ring (and its transparency compare).
+        n0a_valid, n0a_phase, n0a_i = Signal(), Signal(), Signal(COORD_BITS)
+        nf_addr_a, nf_addr_b = Signal(self.ring_bits), Signal(self.ring_bits)
+        m.d.sync += [n0a_valid.eq(n0_valid), n0a_phase.eq(n0_phase), n0a_i.eq(n0_i),
+                     nf_addr_a.eq(Mux(n0_phase, bot_slot, top_slot) + n0_x + 1),
+                     nf_addr_b.eq(Mux(n0_phase, bot_slot, top_slot) + n0_x + win_w - 1)]
         n1_valid, n1_phase, n1_i = Signal(), Signal(), Signal(COORD_BITS)
-        m.d.sync += [n1_valid.eq(n0_valid), n1_phase.eq(n0_phase), n1_i.eq(n0_i)]
+        m.d.sync += [n1_valid.eq(n0a_valid), n1_phase.eq(n0a_phase), n1_i.eq(n0a_i)]
         # N1B: the four ring outputs registered before any arithmetic (timing).
         n1b_valid, n1b_phase, n1b_i = Signal(), Signal(), Signal(COORD_BITS)
         ra_s, rb_s = Signal(SUM_BITS), Signal(SUM_BITS)
