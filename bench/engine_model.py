@@ -16,8 +16,8 @@ from obscura.hw import detector_model as dm
 from obscura.hw.cascade import load_cascade
 from obscura.hw.detector_engine import ISQRT_STAGES
 
-#: Clocks from a stage's last corner group to its verdict (E0 issue .. E5 verdict).
-DRAIN = 9
+#: Clocks from a stage's last corner group to its verdict (E0 issue, E1S, E1R .. E5 verdict).
+DRAIN = 10
 #: Clocks per visited window outside evaluation (WINDOW, WINDOW_NF, the verdict's return).
 WINDOW_OVERHEAD = 3
 #: Row pipeline (R0 .. R4 with R3R) and nf pipeline (N0, N0A .. square root) drains per window

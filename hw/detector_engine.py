@@ -33,6 +33,8 @@ RING_ROWS = 32
 #: Input of the square root: A * sqsum - sum**2 < 2**34 for a 31 x 31 window.
 ISQRT_IN_BITS = 34
 ISQRT_STAGES = ISQRT_IN_BITS // 2
+#: Entries of each cascade program ROM: one DP16KD deep (1024 x 18), no multiplexer inside.
+PROG_SUB_DEPTH = 1024
 NF_BITS = ISQRT_STAGES + 1
 
 
@@ -341,15 +343,12 @@ class CascadeEngine(wiring.Component):
         def kid(k):
             return {"is_leaf": k[0], "leaf": k[1], "pair": k[2]}
 
-        m.submodules.pair_rom = pair_rom = memory.Memory(
-            shape=pair_layout, depth=len(prog.pairs),
-            init=[{"off": list(p[0]), "w": list(p[1]), "last": p[2], "wait": p[3],
-                   "node": p[4]} for p in prog.pairs])
+        pair_init = [{"off": list(p[0]), "w": list(p[1]), "last": p[2], "wait": p[3],
+                      "node": p[4]} for p in prog.pairs]
         m.submodules.node_rom = node_rom = memory.Memory(
             shape=node_layout, depth=len(prog.nodes),
             init=[{"thr": n[0], "left": kid(n[1]), "right": kid(n[2]), "resume": n[3]}
                   for n in prog.nodes])
-        pair_rd = pair_rom.read_port()
         node_rd = node_rom.read_port()
         st_first = Array(Const(s[0], pair_bits + 1) for s in prog.stages)
         st_end = Array(Const(s[1], pair_bits + 1) for s in prog.stages)
@@ -365,15 +364,33 @@ class CascadeEngine(wiring.Component):
         # E0: issue
         issue = Signal()
         e1_valid = Signal()
-        m.d.comb += pair_rd.addr.eq(pair_addr)
         m.d.sync += e1_valid.eq(issue)
-        # E1R: the cascade program's output registered (a memory of dozens of block RAMs).
-        # A tree node's last group stops the sequencer (`kill`) and cancels the group issued
-        # behind it; the node's comparison later says where to go on.
+        # E1S: the program is split by address into ROMs one block RAM deep
+        # (PROG_SUB_DEPTH entries) whose outputs are registered; E1R selects among them. A
+        # DP16KD's clock-to-out, the routing across dozens of them and their multiplexer do
+        # not fit one clock. A tree node's last group stops the sequencer at E1R (`kill`) and
+        # cancels the two groups issued behind it; the node's comparison says where to go on.
         e1r = Signal(pair_layout)
         e1r_valid = Signal()
         kill = e1r_valid & e1r.last & e1r.wait
-        m.d.sync += [e1r.eq(pair_rd.data), e1r_valid.eq(e1_valid & ~kill)]
+        n_sub = -(-len(pair_init) // PROG_SUB_DEPTH)
+        sub_bits = (PROG_SUB_DEPTH - 1).bit_length()
+        e1s = [Signal(pair_layout, name=f"e1s{k}") for k in range(n_sub)]
+        for k in range(n_sub):
+            chunk = pair_init[k * PROG_SUB_DEPTH:(k + 1) * PROG_SUB_DEPTH]
+            rom = memory.Memory(shape=pair_layout, depth=len(chunk), init=chunk)
+            m.submodules[f"pair_rom{k}"] = rom
+            rd = rom.read_port()
+            m.d.comb += rd.addr.eq(pair_addr[:sub_bits])
+            m.d.sync += e1s[k].eq(rd.data)
+        e1s_valid = Signal()
+        m.d.sync += [e1s_valid.eq(e1_valid & ~kill), e1r_valid.eq(e1s_valid & ~kill)]
+        if n_sub == 1:
+            m.d.sync += e1r.eq(e1s[0])
+        else:
+            e1_sel, e1s_sel = Signal(range(n_sub)), Signal(range(n_sub))
+            m.d.sync += [e1_sel.eq(pair_addr[sub_bits:]), e1s_sel.eq(e1_sel),
+                         e1r.eq(Array(e1s)[e1s_sel])]
         # E1A: corner addresses, registered before they fan out to the ring's block RAMs.
         ea = [Signal(self.ring_bits, name=f"ea{k}") for k in range(K)]
         e1a_valid, e1a_last, e1a_wait = Signal(), Signal(), Signal()
