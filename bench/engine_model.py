@@ -20,9 +20,9 @@ from obscura.hw.detector_engine import ISQRT_STAGES
 DRAIN = 10
 #: Clocks per visited window outside evaluation (WINDOW, WINDOW_NF, the verdict's return).
 WINDOW_OVERHEAD = 3
-#: Row pipeline (R0 .. R4 with R3R) and nf pipeline (N0, N0A .. square root) drains per window
+#: Row pipeline (R0 .. R4 with R1S, R3R) and nf pipeline (N0, N0A .. square root) drains per window
 #: row.
-ROW_DRAIN, NF_DRAIN = 6, ISQRT_STAGES + 6
+ROW_DRAIN, NF_DRAIN = 7, ISQRT_STAGES + 6
 
 
 #: (lanes, corners a clock, speculative next stage, rows overlapped): the engine as built first.

@@ -33,6 +33,8 @@ RING_ROWS = 32
 #: Input of the square root: A * sqsum - sum**2 < 2**34 for a 31 x 31 window.
 ISQRT_IN_BITS = 34
 ISQRT_STAGES = ISQRT_IN_BITS // 2
+#: Entries of each frame-store block (2048 x 9 bit: one DP16KD deep).
+FS_SUB_DEPTH = 2048
 #: Entries of each cascade program ROM: one DP16KD deep (1024 x 18), no multiplexer inside.
 PROG_SUB_DEPTH = 1024
 NF_BITS = ISQRT_STAGES + 1
@@ -98,19 +100,30 @@ class CascadeEngine(wiring.Component):
         # -------------------------------------------------------------- frame store
         half_w, half_h = -(-self.base_w // 2), -(-self.base_h // 2)
         bank_depth = half_w * half_h
-        fs_rd = [[None, None], [None, None]]
+        # Each bank is split by address into memories one block RAM deep (FS_SUB_DEPTH), read
+        # at R1 and registered (R1S) before the select (timing: a DP16KD's clock-to-out plus a
+        # multiplexer over a bank's blocks does not fit a clock).
+        fs_bits = (FS_SUB_DEPTH - 1).bit_length()
+        fs_waddr = Signal(range(2 * bank_depth))
+        m.d.comb += fs_waddr.eq(self.wr_buf * bank_depth + (self.wr_y >> 1) * half_w +
+                                (self.wr_x >> 1))
+        fs_raddr = [[Signal(range(2 * bank_depth), name=f"fs_raddr{pr}{pc}") for pc in (0, 1)]
+                    for pr in (0, 1)]
+        fs_subs = [[[], []], [[], []]]        # read ports per bank, in address order
         for pr in (0, 1):
             for pc in (0, 1):
-                mem = memory.Memory(shape=8, depth=2 * bank_depth, init=[])
-                m.submodules[f"frame_{pr}{pc}"] = mem
-                wp = mem.write_port()
-                fs_rd[pr][pc] = mem.read_port()
-                m.d.comb += [
-                    wp.addr.eq(self.wr_buf * bank_depth + (self.wr_y >> 1) * half_w +
-                               (self.wr_x >> 1)),
-                    wp.data.eq(self.wr_data),
-                    wp.en.eq(self.wr_en & (self.wr_y[0] == pr) & (self.wr_x[0] == pc)),
-                ]
+                depth = 2 * bank_depth
+                for k in range(-(-depth // FS_SUB_DEPTH)):
+                    mem = memory.Memory(shape=8, depth=min(FS_SUB_DEPTH, depth - k * FS_SUB_DEPTH),
+                                        init=[])
+                    m.submodules[f"frame_{pr}{pc}_{k}"] = mem
+                    wp, rp = mem.write_port(), mem.read_port()
+                    m.d.comb += [
+                        wp.addr.eq(fs_waddr[:fs_bits]), wp.data.eq(self.wr_data),
+                        wp.en.eq(self.wr_en & (self.wr_y[0] == pr) & (self.wr_x[0] == pc) &
+                                 (fs_waddr[fs_bits:] == k)),
+                        rp.addr.eq(fs_raddr[pr][pc][:fs_bits])]
+                    fs_subs[pr][pc].append(rp)
 
         # -------------------------------------------------------------- ring and line memories
         ring_depth = RING_ROWS * stride
@@ -198,7 +211,7 @@ class CascadeEngine(wiring.Component):
         for pr in (0, 1):
             for pc in (0, 1):
                 cc = Mux(ix[0] == pc, ix, ix1) >> 1
-                m.d.comb += fs_rd[pr][pc].addr.eq(base_row[pr] + cc)
+                m.d.comb += fs_raddr[pr][pc].eq(base_row[pr] + cc)
         r_meta = data.StructLayout({"valid": 1, "b": COORD_BITS + 1, "row": COORD_BITS + 1,
                                     "last": 1})
         r1 = Signal(r_meta)
@@ -208,16 +221,35 @@ class CascadeEngine(wiring.Component):
                      r1.last.eq(r0_b == ws_l),
                      r1_sel.eq(Cat(y_par, ix[0], ix1[0])),
                      r1_fx.eq(sx[8:16]), r1_fy.eq(fy)]
-        # R1 -> R1B: the four neighbours, registered (block RAM clock-to-out and bank select).
+        # R1 -> R1S: every block's output registered, with which block each bank read.
+        r1s = Signal(r_meta)
+        r1s_sel = Signal(4)
+        r1s_fx, r1s_fy = Signal(8), Signal(8)
+        m.d.sync += [r1s.eq(r1), r1s_sel.eq(r1_sel), r1s_fx.eq(r1_fx), r1s_fy.eq(r1_fy)]
+        fs_q = [[None, None], [None, None]]   # per bank: the value read (a select of R1S)
+        for pr in (0, 1):
+            for pc in (0, 1):
+                subs = fs_subs[pr][pc]
+                regs = [Signal(8, name=f"fs_q{pr}{pc}_{k}") for k in range(len(subs))]
+                m.d.sync += [r.eq(rp.data) for r, rp in zip(regs, subs)]
+                if len(subs) == 1:
+                    fs_q[pr][pc] = regs[0]
+                    continue
+                blk1 = Signal(range(len(subs)), name=f"fs_blk1_{pr}{pc}")
+                blk = Signal(range(len(subs)), name=f"fs_blk_{pr}{pc}")
+                m.d.sync += [blk1.eq(fs_raddr[pr][pc][fs_bits:]), blk.eq(blk1)]
+                fs_q[pr][pc] = Array(regs)[blk]
+
+        # R1S -> R1B: the four neighbours, registered (block select and bank select).
         def bank(pr_sel, pc_sel):
-            return Mux(pr_sel, Mux(pc_sel, fs_rd[1][1].data, fs_rd[1][0].data),
-                       Mux(pc_sel, fs_rd[0][1].data, fs_rd[0][0].data))
+            return Mux(pr_sel, Mux(pc_sel, fs_q[1][1], fs_q[1][0]),
+                       Mux(pc_sel, fs_q[0][1], fs_q[0][0]))
         r1b = Signal(r_meta)
         p00, p01, p10, p11 = (Signal(8, name=f"p{n}") for n in ("00", "01", "10", "11"))
         r1b_fx, r1b_fy = Signal(8), Signal(8)
-        m.d.sync += [r1b.eq(r1), r1b_fx.eq(r1_fx), r1b_fy.eq(r1_fy),
-                     p00.eq(bank(r1_sel[0], r1_sel[2])), p01.eq(bank(r1_sel[0], r1_sel[3])),
-                     p10.eq(bank(r1_sel[1], r1_sel[2])), p11.eq(bank(r1_sel[1], r1_sel[3]))]
+        m.d.sync += [r1b.eq(r1s), r1b_fx.eq(r1s_fx), r1b_fy.eq(r1s_fy),
+                     p00.eq(bank(r1s_sel[0], r1s_sel[2])), p01.eq(bank(r1s_sel[0], r1s_sel[3])),
+                     p10.eq(bank(r1s_sel[1], r1s_sel[2])), p11.eq(bank(r1s_sel[1], r1s_sel[3]))]
         # R1B -> R2: horizontal interpolation.
         r2 = Signal(r_meta)
         top, bot, r2_fy = Signal(17), Signal(17), Signal(8)
