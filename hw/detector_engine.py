@@ -104,9 +104,14 @@ class CascadeEngine(wiring.Component):
         # at R1 and registered (R1S) before the select (timing: a DP16KD's clock-to-out plus a
         # multiplexer over a bank's blocks does not fit a clock).
         fs_bits = (FS_SUB_DEPTH - 1).bit_length()
+        # Writes are registered a clock (address, data, bank) before the blocks: no multiplier
+        # in front of a write enable. The analysis of a buffer starts long after its last write.
         fs_waddr = Signal(range(2 * bank_depth))
-        m.d.comb += fs_waddr.eq(self.wr_buf * bank_depth + (self.wr_y >> 1) * half_w +
-                                (self.wr_x >> 1))
+        fs_wdata, fs_wen, fs_wpar = Signal(8), Signal(), Signal(2)
+        m.d.sync += [fs_waddr.eq(self.wr_buf * bank_depth + (self.wr_y >> 1) * half_w +
+                                 (self.wr_x >> 1)),
+                     fs_wdata.eq(self.wr_data), fs_wen.eq(self.wr_en),
+                     fs_wpar.eq(Cat(self.wr_x[0], self.wr_y[0]))]
         fs_raddr = [[Signal(range(2 * bank_depth), name=f"fs_raddr{pr}{pc}") for pc in (0, 1)]
                     for pr in (0, 1)]
         fs_subs = [[[], []], [[], []]]        # read ports per bank, in address order
@@ -119,8 +124,8 @@ class CascadeEngine(wiring.Component):
                     m.submodules[f"frame_{pr}{pc}_{k}"] = mem
                     wp, rp = mem.write_port(), mem.read_port()
                     m.d.comb += [
-                        wp.addr.eq(fs_waddr[:fs_bits]), wp.data.eq(self.wr_data),
-                        wp.en.eq(self.wr_en & (self.wr_y[0] == pr) & (self.wr_x[0] == pc) &
+                        wp.addr.eq(fs_waddr[:fs_bits]), wp.data.eq(fs_wdata),
+                        wp.en.eq(fs_wen & (fs_wpar == (pr << 1 | pc)) &
                                  (fs_waddr[fs_bits:] == k)),
                         rp.addr.eq(fs_raddr[pr][pc][:fs_bits])]
                     fs_subs[pr][pc].append(rp)
@@ -388,6 +393,10 @@ class CascadeEngine(wiring.Component):
         st_thr = Array(Const(s[3], signed(STAGE_BITS)) for s in prog.stages)
 
         stage = Signal(self.stage_bits)
+        # The stage's constants, loaded with `stage` (no table lookup on the sequencer's or
+        # the verdict's path: timing).
+        stage_end, stage_count = Signal(pair_bits + 1), Signal(12)
+        stage_thr = Signal(signed(STAGE_BITS))
         pair_addr = Signal(pair_bits + 1)
         hold = Signal()                       # waiting for a tree node's comparison
         origin = Signal(self.ring_bits)
@@ -498,8 +507,8 @@ class CascadeEngine(wiring.Component):
         with m.If(leaf_event):
             m.d.sync += [stage_sum.eq(stage_sum + child.leaf), leaves.eq(leaves + 1),
                          e5_valid.eq(1)]
-        verdict = e5_valid & (leaves == st_count[stage])
-        passed = stage_sum >= st_thr[stage]
+        verdict = e5_valid & (leaves == stage_count)
+        passed = stage_sum >= stage_thr
 
         # ---------------------------------------------------------- address muxing of port A/B
         phase = Signal(2)                     # 0 rows, 1 nf, 2 eval
@@ -570,6 +579,8 @@ class CascadeEngine(wiring.Component):
                     m.next = "WINDOW_NF"
             with m.State("WINDOW_NF"):
                 m.d.sync += [nf.eq(nf_r.data), stage.eq(0), pair_addr.eq(st_first[0]),
+                             stage_end.eq(st_end[0]), stage_count.eq(st_count[0]),
+                             stage_thr.eq(st_thr[0]),
                              stage_sum.eq(sum_init), leaves.eq(0), hold.eq(0),
                              fresh.eq(1),
                              origin.eq(row_slot + wx),
@@ -581,6 +592,9 @@ class CascadeEngine(wiring.Component):
                 with m.If(verdict):
                     with m.If(passed & (stage != prog.num_stages - 1)):
                         m.d.sync += [stage.eq(stage + 1), pair_addr.eq(st_first[stage + 1]),
+                                     stage_end.eq(st_end[stage + 1]),
+                                     stage_count.eq(st_count[stage + 1]),
+                                     stage_thr.eq(st_thr[stage + 1]),
                                      stage_sum.eq(sum_init), leaves.eq(0),
                                      self.weak.eq(self.weak + st_count[stage + 1])]
                     with m.Else():
@@ -596,7 +610,7 @@ class CascadeEngine(wiring.Component):
                         m.next = "WINDOW"
                 with m.Elif(tree_event):
                     m.d.sync += [pair_addr.eq(tree_target), hold.eq(0)]
-                with m.Elif(~hold & ~kill & (pair_addr < st_end[stage])):
+                with m.Elif(~hold & ~kill & (pair_addr < stage_end)):
                     m.d.comb += issue.eq(1)
                     m.d.sync += pair_addr.eq(pair_addr + 1)
                 with m.If(kill):
