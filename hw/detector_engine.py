@@ -44,6 +44,33 @@ def _bits(n):
     return max(1, int(n).bit_length())
 
 
+def _block_split_read(m, name, shape, depth, block_depth, raddr, init=None):
+    """A memory of `depth` entries built as memories one block RAM deep (`block_depth`
+    entries), each block's output registered before the select: a DP16KD's clock-to-out
+    plus a multiplexer over several blocks does not fit a clock. Returns `(value, blocks)`:
+    `value` is the entry at `raddr` two clocks after the address (read, then registered),
+    `blocks` the memories in address order (a writer adds its ports)."""
+    bits = (block_depth - 1).bit_length()
+    regs, blocks = [], []
+    for k in range(-(-depth // block_depth)):
+        chunk = (init or [])[k * block_depth:(k + 1) * block_depth]
+        mem = memory.Memory(shape=shape, depth=min(block_depth, depth - k * block_depth),
+                            init=chunk)
+        m.submodules[f"{name}_{k}"] = mem
+        rp = mem.read_port()
+        reg = Signal(shape, name=f"{name}_q{k}")
+        m.d.comb += rp.addr.eq(raddr[:bits])
+        m.d.sync += reg.eq(rp.data)
+        regs.append(reg)
+        blocks.append(mem)
+    if len(regs) == 1:
+        return regs[0], blocks
+    blk1 = Signal(range(len(regs)), name=f"{name}_blk1")
+    blk = Signal(range(len(regs)), name=f"{name}_blk")
+    m.d.sync += [blk1.eq(raddr[bits:]), blk.eq(blk1)]
+    return Array(regs)[blk], blocks
+
+
 class CascadeEngine(wiring.Component):
     """Ports: base-image writes (`wr_*`, into buffer `wr_buf`); `start` (analyse `start_buf`),
     `busy`, `done` (an analysis is abandoned by resetting the engine: a `ResetInserter`);
@@ -100,9 +127,8 @@ class CascadeEngine(wiring.Component):
         # -------------------------------------------------------------- frame store
         half_w, half_h = -(-self.base_w // 2), -(-self.base_h // 2)
         bank_depth = half_w * half_h
-        # Each bank is split by address into memories one block RAM deep (FS_SUB_DEPTH), read
-        # at R1 and registered (R1S) before the select (timing: a DP16KD's clock-to-out plus a
-        # multiplexer over a bank's blocks does not fit a clock).
+        # Each bank is built of blocks one block RAM deep (FS_SUB_DEPTH), read at R1 and
+        # registered at R1S before the select (`_block_split_read`).
         fs_bits = (FS_SUB_DEPTH - 1).bit_length()
         # Writes are registered a clock (address, data, bank) before the blocks: no multiplier
         # in front of a write enable. The analysis of a buffer starts long after its last write.
@@ -114,21 +140,17 @@ class CascadeEngine(wiring.Component):
                      fs_wpar.eq(Cat(self.wr_x[0], self.wr_y[0]))]
         fs_raddr = [[Signal(range(2 * bank_depth), name=f"fs_raddr{pr}{pc}") for pc in (0, 1)]
                     for pr in (0, 1)]
-        fs_subs = [[[], []], [[], []]]        # read ports per bank, in address order
+        fs_q = [[None, None], [None, None]]   # per bank: the value read, at R1S
         for pr in (0, 1):
             for pc in (0, 1):
-                depth = 2 * bank_depth
-                for k in range(-(-depth // FS_SUB_DEPTH)):
-                    mem = memory.Memory(shape=8, depth=min(FS_SUB_DEPTH, depth - k * FS_SUB_DEPTH),
-                                        init=[])
-                    m.submodules[f"frame_{pr}{pc}_{k}"] = mem
-                    wp, rp = mem.write_port(), mem.read_port()
+                fs_q[pr][pc], blocks = _block_split_read(
+                    m, f"frame_{pr}{pc}", 8, 2 * bank_depth, FS_SUB_DEPTH, fs_raddr[pr][pc])
+                for k, mem in enumerate(blocks):
+                    wp = mem.write_port()
                     m.d.comb += [
                         wp.addr.eq(fs_waddr[:fs_bits]), wp.data.eq(fs_wdata),
                         wp.en.eq(fs_wen & (fs_wpar == (pr << 1 | pc)) &
-                                 (fs_waddr[fs_bits:] == k)),
-                        rp.addr.eq(fs_raddr[pr][pc][:fs_bits])]
-                    fs_subs[pr][pc].append(rp)
+                                 (fs_waddr[fs_bits:] == k))]
 
         # -------------------------------------------------------------- ring and line memories
         ring_depth = RING_ROWS * stride
@@ -153,7 +175,7 @@ class CascadeEngine(wiring.Component):
                      rs_a.addr.eq(ring_addr_a), rq_a.addr.eq(ring_addr_a),
                      rs_b.addr.eq(ring_addr_b), rq_b.addr.eq(ring_addr_b)]
         rs_more = []
-        ring_addr_c = Signal(self.ring_bits)
+        ring_addr_c = Signal(self.ring_bits)  # port C's address (groups of 4 only)
         if prog.group > 2:
             m.submodules.ring_s_cd = ring_s_cd = memory.Memory(shape=SUM_BITS, depth=ring_depth,
                                                                init=[])
@@ -226,24 +248,11 @@ class CascadeEngine(wiring.Component):
                      r1.last.eq(r0_b == ws_l),
                      r1_sel.eq(Cat(y_par, ix[0], ix1[0])),
                      r1_fx.eq(sx[8:16]), r1_fy.eq(fy)]
-        # R1 -> R1S: every block's output registered, with which block each bank read.
+        # R1 -> R1S: every frame-store block's output registered (`fs_q` selects among them).
         r1s = Signal(r_meta)
         r1s_sel = Signal(4)
         r1s_fx, r1s_fy = Signal(8), Signal(8)
         m.d.sync += [r1s.eq(r1), r1s_sel.eq(r1_sel), r1s_fx.eq(r1_fx), r1s_fy.eq(r1_fy)]
-        fs_q = [[None, None], [None, None]]   # per bank: the value read (a select of R1S)
-        for pr in (0, 1):
-            for pc in (0, 1):
-                subs = fs_subs[pr][pc]
-                regs = [Signal(8, name=f"fs_q{pr}{pc}_{k}") for k in range(len(subs))]
-                m.d.sync += [r.eq(rp.data) for r, rp in zip(regs, subs)]
-                if len(subs) == 1:
-                    fs_q[pr][pc] = regs[0]
-                    continue
-                blk1 = Signal(range(len(subs)), name=f"fs_blk1_{pr}{pc}")
-                blk = Signal(range(len(subs)), name=f"fs_blk_{pr}{pc}")
-                m.d.sync += [blk1.eq(fs_raddr[pr][pc][fs_bits:]), blk.eq(blk1)]
-                fs_q[pr][pc] = Array(regs)[blk]
 
         # R1S -> R1B: the four neighbours, registered (block select and bank select).
         def bank(pr_sel, pc_sel):
@@ -414,24 +423,11 @@ class CascadeEngine(wiring.Component):
         e1r = Signal(pair_layout)
         e1r_valid = Signal()
         kill = e1r_valid & e1r.last & e1r.wait
-        n_sub = -(-len(pair_init) // PROG_SUB_DEPTH)
-        sub_bits = (PROG_SUB_DEPTH - 1).bit_length()
-        e1s = [Signal(pair_layout, name=f"e1s{k}") for k in range(n_sub)]
-        for k in range(n_sub):
-            chunk = pair_init[k * PROG_SUB_DEPTH:(k + 1) * PROG_SUB_DEPTH]
-            rom = memory.Memory(shape=pair_layout, depth=len(chunk), init=chunk)
-            m.submodules[f"pair_rom{k}"] = rom
-            rd = rom.read_port()
-            m.d.comb += rd.addr.eq(pair_addr[:sub_bits])
-            m.d.sync += e1s[k].eq(rd.data)
+        prog_word, _ = _block_split_read(m, "pair_rom", pair_layout, len(pair_init),
+                                         PROG_SUB_DEPTH, pair_addr, init=pair_init)
         e1s_valid = Signal()
-        m.d.sync += [e1s_valid.eq(e1_valid & ~kill), e1r_valid.eq(e1s_valid & ~kill)]
-        if n_sub == 1:
-            m.d.sync += e1r.eq(e1s[0])
-        else:
-            e1_sel, e1s_sel = Signal(range(n_sub)), Signal(range(n_sub))
-            m.d.sync += [e1_sel.eq(pair_addr[sub_bits:]), e1s_sel.eq(e1_sel),
-                         e1r.eq(Array(e1s)[e1s_sel])]
+        m.d.sync += [e1s_valid.eq(e1_valid & ~kill), e1r_valid.eq(e1s_valid & ~kill),
+                     e1r.eq(prog_word)]
         # E1A: corner addresses, registered before they fan out to the ring's block RAMs.
         ea = [Signal(self.ring_bits, name=f"ea{k}") for k in range(K)]
         e1a_valid, e1a_last, e1a_wait = Signal(), Signal(), Signal()
@@ -515,12 +511,10 @@ class CascadeEngine(wiring.Component):
         m.d.comb += [
             ring_addr_a.eq(Mux(phase == 0, row_waddr, Mux(phase == 1, nf_addr_a, eval_addr_a))),
             ring_addr_b.eq(Mux(phase == 1, nf_addr_b, eval_addr_b)),
+            row_write.eq(phase == 0),
         ]
         if rs_more:
             m.d.comb += ring_addr_c.eq(Mux(phase == 0, row_waddr, ea[2]))
-        m.d.comb += [
-            row_write.eq(phase == 0),
-        ]
 
         # ---------------------------------------------------------- control FSM
         wx = Signal(COORD_BITS)
