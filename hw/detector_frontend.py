@@ -80,10 +80,17 @@ class LumaDownscale(wiring.Component):
                                                          init=[])
         lw = linebuf.write_port()
         lr = linebuf.read_port()
+        # The line buffer is read a beat ahead (the address of the beat entering S1) and its
+        # output registered: a block RAM's clock-to-out, an adder and the write data do not fit
+        # a clock. A block's last beat uses `above`, read for the beat before it in S1, which
+        # is the same block (D >= 2 pixels; `s1_x` holds over idle cycles).
+        above = Signal(12)
+        m.d.sync += above.eq(lr.data)
+        next_x = Mux(self.valid, Mux(px.first, 0, x), s1_x)
         total = Mux((s1_x & (d - 1)) == 0, 0, hacc) + s1_luma
-        partial = Mux(row_first, 0, lr.data) + total
+        partial = Mux(row_first, 0, above) + total
         in_base = (bx < self.base_w) & (by < self.base_h)
-        m.d.comb += [lr.addr.eq(bx), lw.addr.eq(bx), lw.data.eq(partial),
+        m.d.comb += [lr.addr.eq(next_x >> lg), lw.addr.eq(bx), lw.data.eq(partial),
                      lw.en.eq(s1_valid & col_end & ~row_end & in_base)]
         with m.If(s1_valid):
             m.d.sync += hacc.eq(total)
