@@ -17,12 +17,12 @@ from obscura.hw.cascade import load_cascade
 from obscura.hw.detector_engine import ISQRT_STAGES
 
 #: Clocks from a stage's last corner group to its verdict (E0 issue, E1S, E1R .. E5 verdict).
-DRAIN = 10
+DRAIN = 11
 #: Clocks per visited window outside evaluation (WINDOW, WINDOW_NF, the verdict's return).
 WINDOW_OVERHEAD = 3
-#: Row pipeline (R0 .. R4 with R1S, R3R) and nf pipeline (N0, N0A .. square root) drains per window
-#: row.
-ROW_DRAIN, NF_DRAIN = 7, ISQRT_STAGES + 6
+#: Row pipeline (R0 .. R4 with R1S, R3R) and nf pipeline (N0, N0A, N1S .. square root) drains
+#: per window row.
+ROW_DRAIN, NF_DRAIN = 7, ISQRT_STAGES + 7
 
 
 #: (lanes, corners a clock, speculative next stage, rows overlapped): the engine as built first.

@@ -109,11 +109,18 @@ class Detector(wiring.Component):
         f_l = per_level(lambda f: f)[engine.raw_level]
         w_l = per_level(lambda f: round_q(cas.width, f))[engine.raw_level]
         h_l = per_level(lambda f: round_q(cas.height, f))[engine.raw_level]
+        # Scaled in a clock of their own (multiplier, adder: timing), the end of the analysis
+        # delayed alike so the grouper still sees every raw window before `finish`. The engine
+        # checks for room before each window, while the last window's raw may be in flight.
         raw = grouper.raw.payload
-        m.d.comb += [grouper.raw.valid.eq(engine.raw_valid),
-                     engine.raw_ready.eq(grouper.raw.ready),
+        raw_valid, finish = Signal(), Signal()
+        m.d.sync += [raw_valid.eq(engine.raw_valid), finish.eq(engine.done),
                      raw.x.eq(round_q(engine.raw_x, f_l)), raw.y.eq(round_q(engine.raw_y, f_l)),
                      raw.w.eq(w_l), raw.h.eq(h_l)]
+        m.d.comb += [grouper.raw.valid.eq(raw_valid), engine.raw_ready.eq(grouper.raw_room),
+                     grouper.finish.eq(finish)]
+        with m.If(abort):                     # nothing of an abandoned analysis reaches the next
+            m.d.sync += [raw_valid.eq(0), finish.eq(0)]
 
         # Double buffer and the frame's life: start, finish, abandon.
         wbuf = Signal()
@@ -122,7 +129,6 @@ class Detector(wiring.Component):
         m.d.comb += [engine.wr_buf.eq(wbuf), engine.start.eq(start), engine.start_buf.eq(~wbuf),
                      self.busy.eq(analysing)]
         m.d.sync += start.eq(0)
-        m.d.comb += grouper.finish.eq(engine.done)
         cycles = Signal(32)
         with m.If(analysing):
             m.d.sync += cycles.eq(cycles + 1)

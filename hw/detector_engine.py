@@ -44,31 +44,46 @@ def _bits(n):
     return max(1, int(n).bit_length())
 
 
-def _block_split_read(m, name, shape, depth, block_depth, raddr, init=None):
+def _block_split(m, name, shape, depth, block_depth, raddrs, init=None, write=None):
     """A memory of `depth` entries built as memories one block RAM deep (`block_depth`
-    entries), each block's output registered before the select: a DP16KD's clock-to-out
-    plus a multiplexer over several blocks does not fit a clock. Returns `(value, blocks)`:
-    `value` is the entry at `raddr` two clocks after the address (read, then registered),
-    `blocks` the memories in address order (a writer adds its ports)."""
+    entries), each block's outputs registered before the select: a DP16KD's clock-to-out
+    plus a multiplexer over several blocks does not fit a clock. `raddrs`: one address per
+    read port. `write=(data, en)` adds a writer at the first read port's address and makes
+    the other read ports transparent for it, so Yosys keeps each block in one set of block
+    RAMs (see the ring). Returns `(values, blocks)`: per read port the entry at its address
+    two clocks after the address (read, then registered), and the memories in address order
+    (a writer at an address of its own adds its ports)."""
     bits = (block_depth - 1).bit_length()
-    regs, blocks = [], []
-    for k in range(-(-depth // block_depth)):
+    nblk = -(-depth // block_depth)
+    regs, blocks = [[] for _ in raddrs], []
+    for k in range(nblk):
         chunk = (init or [])[k * block_depth:(k + 1) * block_depth]
         mem = memory.Memory(shape=shape, depth=min(block_depth, depth - k * block_depth),
                             init=chunk)
         m.submodules[f"{name}_{k}"] = mem
-        rp = mem.read_port()
-        reg = Signal(shape, name=f"{name}_q{k}")
-        m.d.comb += rp.addr.eq(raddr[:bits])
-        m.d.sync += reg.eq(rp.data)
-        regs.append(reg)
+        writer = ()
+        if write is not None:
+            wp = mem.write_port()
+            here = write[1] if nblk == 1 else write[1] & (raddrs[0][bits:] == k)
+            m.d.comb += [wp.addr.eq(raddrs[0][:bits]), wp.data.eq(write[0]), wp.en.eq(here)]
+            writer = (wp,)
+        for p, raddr in enumerate(raddrs):
+            rp = mem.read_port(transparent_for=writer if p else ())
+            reg = Signal(shape, name=f"{name}_q{k}" + (f"_{p}" if p else ""))
+            m.d.comb += rp.addr.eq(raddr[:bits])
+            m.d.sync += reg.eq(rp.data)
+            regs[p].append(reg)
         blocks.append(mem)
-    if len(regs) == 1:
-        return regs[0], blocks
-    blk1 = Signal(range(len(regs)), name=f"{name}_blk1")
-    blk = Signal(range(len(regs)), name=f"{name}_blk")
-    m.d.sync += [blk1.eq(raddr[bits:]), blk.eq(blk1)]
-    return Array(regs)[blk], blocks
+    values = []
+    for p, raddr in enumerate(raddrs):
+        if nblk == 1:
+            values.append(regs[p][0])
+            continue
+        blk1 = Signal(range(nblk), name=f"{name}_blk1" + (f"_{p}" if p else ""))
+        blk = Signal(range(nblk), name=f"{name}_blk" + (f"_{p}" if p else ""))
+        m.d.sync += [blk1.eq(raddr[bits:]), blk.eq(blk1)]
+        values.append(Array(regs[p])[blk])
+    return values, blocks
 
 
 class CascadeEngine(wiring.Component):
@@ -128,7 +143,7 @@ class CascadeEngine(wiring.Component):
         half_w, half_h = -(-self.base_w // 2), -(-self.base_h // 2)
         bank_depth = half_w * half_h
         # Each bank is built of blocks one block RAM deep (FS_SUB_DEPTH), read at R1 and
-        # registered at R1S before the select (`_block_split_read`).
+        # registered at R1S before the select (`_block_split`).
         fs_bits = (FS_SUB_DEPTH - 1).bit_length()
         # Writes are registered a clock (address, data, bank) before the blocks: no multiplier
         # in front of a write enable. The analysis of a buffer starts long after its last write.
@@ -143,8 +158,8 @@ class CascadeEngine(wiring.Component):
         fs_q = [[None, None], [None, None]]   # per bank: the value read, at R1S
         for pr in (0, 1):
             for pc in (0, 1):
-                fs_q[pr][pc], blocks = _block_split_read(
-                    m, f"frame_{pr}{pc}", 8, 2 * bank_depth, FS_SUB_DEPTH, fs_raddr[pr][pc])
+                (fs_q[pr][pc],), blocks = _block_split(
+                    m, f"frame_{pr}{pc}", 8, 2 * bank_depth, FS_SUB_DEPTH, [fs_raddr[pr][pc]])
                 for k, mem in enumerate(blocks):
                     wp = mem.write_port()
                     m.d.comb += [
@@ -154,35 +169,29 @@ class CascadeEngine(wiring.Component):
 
         # -------------------------------------------------------------- ring and line memories
         ring_depth = RING_ROWS * stride
-        m.submodules.ring_s = ring_s = memory.Memory(shape=SUM_BITS, depth=ring_depth, init=[])
-        m.submodules.ring_q = ring_q = memory.Memory(shape=SQSUM_BITS, depth=ring_depth,
-                                                     init=[])
-        # Block RAM: a DP16KD has two ports. Yosys 0.70 maps a read port onto the write port's
-        # block RAM port only when it has the writer's address signal, and then only if every
-        # other read port of that memory is transparent for the writer (it has no cap for
-        # "old data" across ports and would emulate it by copying the memory). So port A
-        # shares the writer's address and port B is declared transparent: rows are written
-        # (phase 0) while no corner read is used, so transparency changes nothing read. Corners
-        # C and D (groups of 4) read a second copy written alongside, C sharing its writer's
-        # address the same way. Two copies of the luma ring instead of four, one squared.
-        ring_addr_a = Signal(self.ring_bits)
-        ring_addr_b = Signal(self.ring_bits)
-        rs_w, rq_w = ring_s.write_port(), ring_q.write_port()
-        rs_a, rs_b = ring_s.read_port(), ring_s.read_port(transparent_for=(rs_w,))
-        rq_a, rq_b = ring_q.read_port(), ring_q.read_port(transparent_for=(rq_w,))
-        luma_writers = [rs_w]                 # every copy of the luma ring is written alike
-        m.d.comb += [rs_w.addr.eq(ring_addr_a), rq_w.addr.eq(ring_addr_a),
-                     rs_a.addr.eq(ring_addr_a), rq_a.addr.eq(ring_addr_a),
-                     rs_b.addr.eq(ring_addr_b), rq_b.addr.eq(ring_addr_b)]
+        # The rings are built of blocks one block RAM deep, like the frame store: a corner is
+        # read (N1, E2), registered per block (N1S, E2S) and then selected. Block RAM: a
+        # DP16KD has two ports. Yosys 0.70 maps a read port onto the write port's block RAM
+        # port only when it has the writer's address signal, and then only if every other
+        # read port of that memory is transparent for the writer (it has no cap for "old
+        # data" across ports and would emulate it by copying the memory). So port A shares
+        # the writer's address and port B is transparent (`_block_split`): rows are written
+        # (phase 0) while no corner read is used, so transparency changes nothing read.
+        # Corners C and D (groups of 4) read a second copy written alongside, C sharing its
+        # writer's address the same way. Two copies of the luma ring instead of four, one
+        # squared.
+        ring_addr_a, ring_addr_b = Signal(self.ring_bits), Signal(self.ring_bits)
+        ring_addr_c, ring_addr_d = Signal(self.ring_bits), Signal(self.ring_bits)
+        ring_wen = Signal()
+        ring_wdata_s, ring_wdata_q = Signal(SUM_BITS), Signal(SQSUM_BITS)
+        (rs_a, rs_b), _ = _block_split(m, "ring_s", SUM_BITS, ring_depth, FS_SUB_DEPTH,
+                                       [ring_addr_a, ring_addr_b], write=(ring_wdata_s, ring_wen))
+        (rq_a, rq_b), _ = _block_split(m, "ring_q", SQSUM_BITS, ring_depth, FS_SUB_DEPTH,
+                                       [ring_addr_a, ring_addr_b], write=(ring_wdata_q, ring_wen))
         rs_more = []
-        ring_addr_c = Signal(self.ring_bits)  # port C's address (groups of 4 only)
         if prog.group > 2:
-            m.submodules.ring_s_cd = ring_s_cd = memory.Memory(shape=SUM_BITS, depth=ring_depth,
-                                                               init=[])
-            rs2_w = ring_s_cd.write_port()
-            rs_more = [ring_s_cd.read_port(), ring_s_cd.read_port(transparent_for=(rs2_w,))]
-            luma_writers.append(rs2_w)
-            m.d.comb += [rs2_w.addr.eq(ring_addr_c), rs_more[0].addr.eq(ring_addr_c)]
+            rs_more, _ = _block_split(m, "ring_s_cd", SUM_BITS, ring_depth, FS_SUB_DEPTH,
+                                      [ring_addr_c, ring_addr_d], write=(ring_wdata_s, ring_wen))
         m.submodules.colsum_s = colsum_s = memory.Memory(shape=SUM_BITS, depth=self.base_w,
                                                          init=[])
         m.submodules.colsum_q = colsum_q = memory.Memory(shape=SQSUM_BITS, depth=self.base_w,
@@ -305,10 +314,8 @@ class CascadeEngine(wiring.Component):
         r3r_slot = Signal(self.ring_bits)
         m.d.sync += [r3r_slot.eq((r3.row & (RING_ROWS - 1)) * stride),
                      row_waddr.eq(r3r_slot + r3r.b)]       # R4's write address
-        m.d.comb += [
-                     rq_w.data.eq(acc_q), rq_w.en.eq(row_write & r4.valid),
-                     *[w.data.eq(acc_s) for w in luma_writers],
-                     *[w.en.eq(row_write & r4.valid) for w in luma_writers]]
+        m.d.comb += [ring_wdata_s.eq(acc_s), ring_wdata_q.eq(acc_q),
+                     ring_wen.eq(row_write & r4.valid)]
         with m.If(r4.valid & r4.last):
             m.d.sync += rows_done.eq(r4.row + 1)
 
@@ -331,13 +338,15 @@ class CascadeEngine(wiring.Component):
                      nf_addr_b.eq(Mux(n0_phase, bot_slot, top_slot) + n0_x + win_w - 1)]
         n1_valid, n1_phase, n1_i = Signal(), Signal(), Signal(COORD_BITS)
         m.d.sync += [n1_valid.eq(n0a_valid), n1_phase.eq(n0a_phase), n1_i.eq(n0a_i)]
-        # N1B: the four ring outputs registered before any arithmetic (timing).
+        n1s_valid, n1s_phase, n1s_i = Signal(), Signal(), Signal(COORD_BITS)
+        m.d.sync += [n1s_valid.eq(n1_valid), n1s_phase.eq(n1_phase), n1s_i.eq(n1_i)]
+        # N1B: the four ring outputs, selected among the blocks, registered before any
+        # arithmetic (timing).
         n1b_valid, n1b_phase, n1b_i = Signal(), Signal(), Signal(COORD_BITS)
         ra_s, rb_s = Signal(SUM_BITS), Signal(SUM_BITS)
         ra_q, rb_q = Signal(SQSUM_BITS), Signal(SQSUM_BITS)
-        m.d.sync += [n1b_valid.eq(n1_valid), n1b_phase.eq(n1_phase), n1b_i.eq(n1_i),
-                     ra_s.eq(rs_a.data), rb_s.eq(rs_b.data), ra_q.eq(rq_a.data),
-                     rb_q.eq(rq_b.data)]
+        m.d.sync += [n1b_valid.eq(n1s_valid), n1b_phase.eq(n1s_phase), n1b_i.eq(n1s_i),
+                     ra_s.eq(rs_a), rb_s.eq(rs_b), ra_q.eq(rq_a), rb_q.eq(rq_b)]
         tl_s, tr_s, tl_q, tr_q = (Signal(SUM_BITS), Signal(SUM_BITS), Signal(SQSUM_BITS),
                                   Signal(SQSUM_BITS))
         n2_valid, n2_i = Signal(), Signal(COORD_BITS)
@@ -423,8 +432,8 @@ class CascadeEngine(wiring.Component):
         e1r = Signal(pair_layout)
         e1r_valid = Signal()
         kill = e1r_valid & e1r.last & e1r.wait
-        prog_word, _ = _block_split_read(m, "pair_rom", pair_layout, len(pair_init),
-                                         PROG_SUB_DEPTH, pair_addr, init=pair_init)
+        (prog_word,), _ = _block_split(m, "pair_rom", pair_layout, len(pair_init),
+                                       PROG_SUB_DEPTH, [pair_addr], init=pair_init)
         e1s_valid = Signal()
         m.d.sync += [e1s_valid.eq(e1_valid & ~kill), e1r_valid.eq(e1s_valid & ~kill),
                      e1r.eq(prog_word)]
@@ -441,7 +450,7 @@ class CascadeEngine(wiring.Component):
             m.d.sync += a.eq(Mux(wrapped < 0, origin + e1r.off[k], wrapped[:self.ring_bits]))
         eval_addr_a, eval_addr_b = ea[0], ea[1]
         if rs_more:
-            m.d.comb += rs_more[1].addr.eq(ea[3])
+            m.d.comb += ring_addr_d.eq(ea[3])
         m.d.comb += node_rd.addr.eq(e1a_node)
         # E2: ring and node ROM data arrive
         e2_valid = Signal()
@@ -449,15 +458,21 @@ class CascadeEngine(wiring.Component):
         e2_last, e2_wait = Signal(), Signal()
         m.d.sync += [e2_valid.eq(e1a_valid), e2_w.eq(e1a_w),
                      e2_last.eq(e1a_last), e2_wait.eq(e1a_wait)]
-        # E2R: the ring and node ROM outputs are registered first (block RAM clock-to-out and
-        # the output multiplexer of a memory split over several block RAMs fill a clock).
-        values = [rs_a.data, rs_b.data] + [p.data for p in rs_more]
+        # E2S: the ring's blocks and the node ROM registered (block RAM clock-to-out and the
+        # output multiplexer of a memory split over several block RAMs fill a clock).
+        e2s_valid, e2s_last, e2s_wait = Signal(), Signal(), Signal()
+        e2s_w = Signal(data.ArrayLayout(signed(WEIGHT_BITS), K))
+        e2s_node = Signal(node_layout)
+        m.d.sync += [e2s_valid.eq(e2_valid), e2s_last.eq(e2_last), e2s_wait.eq(e2_wait),
+                     e2s_w.eq(e2_w), e2s_node.eq(node_rd.data)]
+        # E2R: the corners selected among the ring's blocks, registered.
+        values = [rs_a, rs_b] + list(rs_more)
         e2r = [Signal(SUM_BITS, name=f"e2r_v{k}") for k in range(K)]
         e2r_valid, e2r_last, e2r_wait = Signal(), Signal(), Signal()
         e2r_w = Signal(data.ArrayLayout(signed(WEIGHT_BITS), K))
         e2r_node = Signal(node_layout)
-        m.d.sync += [e2r_valid.eq(e2_valid), e2r_last.eq(e2_last), e2r_wait.eq(e2_wait),
-                     e2r_w.eq(e2_w), e2r_node.eq(node_rd.data)]
+        m.d.sync += [e2r_valid.eq(e2s_valid), e2r_last.eq(e2s_last), e2r_wait.eq(e2s_wait),
+                     e2r_w.eq(e2s_w), e2r_node.eq(e2s_node)]
         m.d.sync += [r.eq(v) for r, v in zip(e2r, values)]
         # E2P: weighted corners (weights -4..4), modulo 2**SUM_BITS.
         e2p = [Signal(SUM_BITS, name=f"e2p_p{k}") for k in range(K)]

@@ -64,14 +64,16 @@ def _div10(v, bits):
 
 
 class Grouper(wiring.Component):
-    """Ports: `raw` stream of `Rect` in scan order; `finish` (the analysis has ended, group
-    now); `boxes` stream of `Rect` out; `done` pulse after the last box; `busy`;
-    `overflow` raw windows that found no free cluster this frame; `min_neighbors`."""
+    """Ports: `raw` stream of `Rect` in scan order; `raw_room`: room for two more raw windows
+    (a producer that checks before it starts a window may have one more in flight); `finish`
+    (the analysis has ended, group now); `boxes` stream of `Rect` out; `done` pulse after the
+    last box; `busy`; `overflow` raw windows that found no free cluster this frame;
+    `min_neighbors`."""
 
     def __init__(self, max_clusters=128):
         self.max_clusters = max_clusters
         super().__init__({
-            "raw": In(stream.Signature(Rect)), "finish": In(1),
+            "raw": In(stream.Signature(Rect)), "raw_room": Out(1), "finish": In(1),
             "boxes": Out(stream.Signature(Rect)), "done": Out(1), "busy": Out(1),
             "overflow": Out(16), "min_neighbors": In(8),
         })
@@ -86,7 +88,7 @@ class Grouper(wiring.Component):
 
         m.submodules.fifo = fifo = SyncFIFOBuffered(width=Rect.as_shape().size, depth=16)
         m.d.comb += [fifo.w_data.eq(self.raw.payload), fifo.w_en.eq(self.raw.valid),
-                     self.raw.ready.eq(fifo.w_rdy)]
+                     self.raw.ready.eq(fifo.w_rdy), self.raw_room.eq(fifo.level < fifo.depth - 1)]
         r = Signal(Rect)
 
         def mem(name, shape, nread):
