@@ -400,11 +400,8 @@ class CascadeEngine(wiring.Component):
 
         pair_init = [{"off": list(p[0]), "w": list(p[1]), "last": p[2], "wait": p[3],
                       "node": p[4]} for p in prog.pairs]
-        m.submodules.node_rom = node_rom = memory.Memory(
-            shape=node_layout, depth=len(prog.nodes),
-            init=[{"thr": n[0], "left": kid(n[1]), "right": kid(n[2]), "resume": n[3]}
-                  for n in prog.nodes])
-        node_rd = node_rom.read_port()
+        node_init = [{"thr": n[0], "left": kid(n[1]), "right": kid(n[2]), "resume": n[3]}
+                     for n in prog.nodes]
         st_first = Array(Const(s[0], pair_bits + 1) for s in prog.stages)
         st_end = Array(Const(s[1], pair_bits + 1) for s in prog.stages)
         st_count = Array(Const(s[2], 12) for s in prog.stages)
@@ -451,20 +448,21 @@ class CascadeEngine(wiring.Component):
         eval_addr_a, eval_addr_b = ea[0], ea[1]
         if rs_more:
             m.d.comb += ring_addr_d.eq(ea[3])
-        m.d.comb += node_rd.addr.eq(e1a_node)
+        # The node ROM, split like the program: read at E2, its blocks registered at E2S.
+        (node_word,), _ = _block_split(m, "node_rom", node_layout, len(node_init),
+                                       PROG_SUB_DEPTH, [e1a_node], init=node_init)
         # E2: ring and node ROM data arrive
         e2_valid = Signal()
         e2_w = Signal(data.ArrayLayout(signed(WEIGHT_BITS), K))
         e2_last, e2_wait = Signal(), Signal()
         m.d.sync += [e2_valid.eq(e1a_valid), e2_w.eq(e1a_w),
                      e2_last.eq(e1a_last), e2_wait.eq(e1a_wait)]
-        # E2S: the ring's blocks and the node ROM registered (block RAM clock-to-out and the
+        # E2S: the ring's and the node ROM's blocks registered (block RAM clock-to-out and the
         # output multiplexer of a memory split over several block RAMs fill a clock).
         e2s_valid, e2s_last, e2s_wait = Signal(), Signal(), Signal()
         e2s_w = Signal(data.ArrayLayout(signed(WEIGHT_BITS), K))
-        e2s_node = Signal(node_layout)
         m.d.sync += [e2s_valid.eq(e2_valid), e2s_last.eq(e2_last), e2s_wait.eq(e2_wait),
-                     e2s_w.eq(e2_w), e2s_node.eq(node_rd.data)]
+                     e2s_w.eq(e2_w)]
         # E2R: the corners selected among the ring's blocks, registered.
         values = [rs_a, rs_b] + list(rs_more)
         e2r = [Signal(SUM_BITS, name=f"e2r_v{k}") for k in range(K)]
@@ -472,7 +470,7 @@ class CascadeEngine(wiring.Component):
         e2r_w = Signal(data.ArrayLayout(signed(WEIGHT_BITS), K))
         e2r_node = Signal(node_layout)
         m.d.sync += [e2r_valid.eq(e2s_valid), e2r_last.eq(e2s_last), e2r_wait.eq(e2s_wait),
-                     e2r_w.eq(e2s_w), e2r_node.eq(e2s_node)]
+                     e2r_w.eq(e2s_w), e2r_node.eq(node_word)]
         m.d.sync += [r.eq(v) for r, v in zip(e2r, values)]
         # E2P: weighted corners (weights -4..4), modulo 2**SUM_BITS.
         e2p = [Signal(SUM_BITS, name=f"e2p_p{k}") for k in range(K)]

@@ -8,7 +8,7 @@ and the frame number they are for: the pipeline fails closed on any frame whose 
 regions are not vouched or not for that frame (a late update can never unmask a frame).
 """
 
-from amaranth.hdl import Array, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -92,6 +92,62 @@ class Tracker(wiring.Component):
         rec = self.records.payload
         ready_for_frame = (latches - nres) >= 2   # frame nres + 1 has started in the mask
 
+        # Every pass over the slots is a pipeline, one slot a clock: the slot is read into
+        # `cur` (a 32-way multiplexer, its own clock), its arithmetic is registered stage by
+        # stage, and a slot or region is written only from registers (timing: no multiplexer,
+        # carry chain or multiplier in front of another). A pass issues n slots, then drains.
+        rd = Signal(range(n))                 # the slot `cur` is read from
+        cur = Signal(SlotState)
+        m.d.sync += cur.eq(slots[rd])
+        issue = Signal()
+        v1, v2, v3 = Signal(), Signal(), Signal()        # slot in stage 1, 2, 3 of a pass
+        i1, i2, i3 = Signal(range(n)), Signal(range(n)), Signal(range(n))
+        m.d.comb += rd.eq(i)
+        m.d.sync += [v1.eq(issue), i1.eq(i), v2.eq(v1), i2.eq(i1), v3.eq(v2), i3.eq(i2)]
+
+        def issue_next():
+            m.d.comb += issue.eq(1)
+            m.d.sync += i.eq(i + 1)
+
+        drained = ~issue & ~v1 & ~v2 & ~v3
+
+        # SCAN: 1 cur; 2 overlap sides and centre distance; 3 area (multiplier); then compare.
+        ow, oh, dist2, dist3 = Signal(signed(C + 1)), Signal(signed(C + 1)), Signal(C + 2), \
+            Signal(C + 2)
+        live2, live3, free2, free3 = Signal(), Signal(), Signal(), Signal()
+        area3 = Signal(2 * C)
+        px0, py0 = cur.x0 + cur.vx, cur.y0 + cur.vy
+        px1, py1 = cur.x1 + cur.vx, cur.y1 + cur.vy
+        dxc = (cur.x0 + cur.x1) - (d.x0 + d.x1)
+        dyc = (cur.y0 + cur.y1) - (d.y0 + d.y1)
+        m.d.sync += [
+            ow.eq(Mux(px1 < d.x1, px1, d.x1) - Mux(px0 > d.x0, px0, d.x0)),
+            oh.eq(Mux(py1 < d.y1, py1, d.y1) - Mux(py0 > d.y0, py0, d.y0)),
+            dist2.eq(Mux(dxc < 0, -dxc, dxc) + Mux(dyc < 0, -dyc, dyc)),
+            free2.eq(~cur.valid), live2.eq(cur.valid & ~matched.bit_select(i1, 1)),
+            area3.eq(Mux((ow > 0) & (oh > 0), ow * oh, 0)), dist3.eq(dist2),
+            free3.eq(free2), live3.eq(live2)]
+
+        # APPLY: the chosen slot's new state is computed into `new` from `cur`, then written.
+        sel = Signal(range(n))
+        new = Signal(SlotState)
+        how = Signal(2)                       # 0 match, 1 open a free slot, 2 merge
+
+        # AGE: 1 cur; 2 moved and clamped (`aged`); 3 written, or freed when too old or gone.
+        aged = Signal(SlotState)
+        age_write = Signal()
+        x0 = _clamp(cur.x0 + cur.vx, self.width)
+        x1 = _clamp(cur.x1 + cur.vx, self.width)
+        y0 = _clamp(cur.y0 + cur.vy, self.height)
+        y1 = _clamp(cur.y1 + cur.vy, self.height)
+
+        # PUBLISH: 1 cur; 2 size times margin (multiplier); 3 the margins; then the region.
+        pub = [Signal(SlotState, name=f"pub{k}") for k in (2, 3)]
+        wm, hm = Signal(COORD_BITS + 8), Signal(COORD_BITS + 8)
+        mx, my = Signal(COORD_BITS + 8), Signal(COORD_BITS + 8)
+        ax = Mux(pub[0].vx < 0, -pub[0].vx, pub[0].vx)
+        ay = Mux(pub[0].vy < 0, -pub[0].vy, pub[0].vy)
+
         with m.FSM(name="tracker"):
             with m.State("COLLECT"):
                 m.d.comb += self.records.ready.eq(ready_for_frame)
@@ -106,11 +162,10 @@ class Tracker(wiring.Component):
                     with m.Else():
                         m.d.sync += saturated.eq(1)
             with m.State("END"):
+                m.d.sync += i.eq(0)
                 with m.If(~end_ok):
-                    m.d.sync += i.eq(0)
                     m.next = "PUBLISH"
                 with m.Elif(k == count):
-                    m.d.sync += i.eq(0)
                     m.next = "AGE"
                 with m.Else():
                     m.d.comb += br.addr.eq(k)
@@ -120,84 +175,85 @@ class Tracker(wiring.Component):
                              near_found.eq(0), best_area.eq(0)]
                 m.next = "SCAN"
             with m.State("SCAN"):
-                # One slot a clock: best overlap with the predicted box, first free slot,
-                # nearest centre.
-                s = slots[i]
-                px0, py0 = s.x0 + s.vx, s.y0 + s.vy
-                px1, py1 = s.x1 + s.vx, s.y1 + s.vy
-                ow = Mux(px1 < d.x1, px1, d.x1) - Mux(px0 > d.x0, px0, d.x0)
-                oh = Mux(py1 < d.y1, py1, d.y1) - Mux(py0 > d.y0, py0, d.y0)
-                area = Mux((ow > 0) & (oh > 0), ow * oh, 0)
-                dxc = (s.x0 + s.x1) - (d.x0 + d.x1)
-                dyc = (s.y0 + s.y1) - (d.y0 + d.y1)
-                dist = Mux(dxc < 0, -dxc, dxc) + Mux(dyc < 0, -dyc, dyc)
-                with m.If(~s.valid):
-                    with m.If(~free_found):
-                        m.d.sync += [free.eq(i), free_found.eq(1)]
-                with m.Else():
-                    with m.If(~near_found | (dist < near_dist)):
-                        m.d.sync += [near.eq(i), near_dist.eq(dist), near_found.eq(1)]
-                    with m.If(~matched.bit_select(i, 1) & (area > best_area)):
-                        m.d.sync += [best.eq(i), best_area.eq(area), found.eq(1)]
-                m.d.sync += i.eq(i + 1)
-                with m.If(i == n - 1):
-                    m.next = "APPLY"
+                # Best overlap with the predicted box, first free slot, nearest centre.
+                with m.If(i < n):
+                    issue_next()
+                with m.If(v3):
+                    with m.If(free3):
+                        with m.If(~free_found):
+                            m.d.sync += [free.eq(i3), free_found.eq(1)]
+                    with m.Else():
+                        with m.If(~near_found | (dist3 < near_dist)):
+                            m.d.sync += [near.eq(i3), near_dist.eq(dist3), near_found.eq(1)]
+                        with m.If(live3 & (area3 > best_area)):
+                            m.d.sync += [best.eq(i3), best_area.eq(area3), found.eq(1)]
+                with m.If((i == n) & drained):
+                    m.d.sync += [sel.eq(Mux(found, best, Mux(free_found, free, near))),
+                                 how.eq(Mux(found, 0, Mux(free_found, 1, 2)))]
+                    m.next = "READ"
+            with m.State("READ"):
+                m.d.comb += rd.eq(sel)
+                m.next = "APPLY"
             with m.State("APPLY"):
-                with m.If(found):
-                    s = slots[best]
-                    vx, vy = d.x0 - s.x0, d.y0 - s.y0
-                    m.d.sync += [
-                        s.vx.eq(Mux(vx > VMAX, VMAX, Mux(vx < -VMAX, -VMAX, vx))),
-                        s.vy.eq(Mux(vy > VMAX, VMAX, Mux(vy < -VMAX, -VMAX, vy))),
-                        s.x0.eq(d.x0), s.y0.eq(d.y0), s.x1.eq(d.x1), s.y1.eq(d.y1),
-                        s.hits.eq(Mux(s.hits == 255, 255, s.hits + 1)), s.age.eq(0),
-                        matched.bit_select(best, 1).eq(1)]
-                with m.Elif(free_found):
-                    s = slots[free]
-                    m.d.sync += [s.valid.eq(1), s.x0.eq(d.x0), s.y0.eq(d.y0), s.x1.eq(d.x1),
-                                 s.y1.eq(d.y1), s.vx.eq(0), s.vy.eq(0), s.hits.eq(1),
-                                 s.age.eq(0), matched.bit_select(free, 1).eq(1)]
-                with m.Else():
-                    s = slots[near]
-                    m.d.sync += [s.x0.eq(Mux(d.x0 < s.x0, d.x0, s.x0)),
-                                 s.y0.eq(Mux(d.y0 < s.y0, d.y0, s.y0)),
-                                 s.x1.eq(Mux(d.x1 > s.x1, d.x1, s.x1)),
-                                 s.y1.eq(Mux(d.y1 > s.y1, d.y1, s.y1)),
-                                 s.age.eq(0), matched.bit_select(near, 1).eq(1)]
-                m.d.sync += k.eq(k + 1)
+                vx, vy = d.x0 - cur.x0, d.y0 - cur.y0
+                with m.Switch(how):
+                    with m.Case(0):
+                        m.d.sync += new.eq(cur)
+                        m.d.sync += [
+                            new.vx.eq(Mux(vx > VMAX, VMAX, Mux(vx < -VMAX, -VMAX, vx))),
+                            new.vy.eq(Mux(vy > VMAX, VMAX, Mux(vy < -VMAX, -VMAX, vy))),
+                            new.x0.eq(d.x0), new.y0.eq(d.y0), new.x1.eq(d.x1),
+                            new.y1.eq(d.y1),
+                            new.hits.eq(Mux(cur.hits == 255, 255, cur.hits + 1)),
+                            new.age.eq(0)]
+                    with m.Case(1):
+                        m.d.sync += [new.valid.eq(1), new.x0.eq(d.x0), new.y0.eq(d.y0),
+                                     new.x1.eq(d.x1), new.y1.eq(d.y1), new.vx.eq(0),
+                                     new.vy.eq(0), new.hits.eq(1), new.age.eq(0)]
+                    with m.Default():
+                        m.d.sync += new.eq(cur)
+                        m.d.sync += [new.x0.eq(Mux(d.x0 < cur.x0, d.x0, cur.x0)),
+                                     new.y0.eq(Mux(d.y0 < cur.y0, d.y0, cur.y0)),
+                                     new.x1.eq(Mux(d.x1 > cur.x1, d.x1, cur.x1)),
+                                     new.y1.eq(Mux(d.y1 > cur.y1, d.y1, cur.y1)),
+                                     new.age.eq(0)]
+                m.next = "WRITE"
+            with m.State("WRITE"):
+                m.d.sync += [slots[sel].eq(new), matched.bit_select(sel, 1).eq(1),
+                             k.eq(k + 1)]
                 m.next = "END"
             with m.State("AGE"):
-                s = slots[i]
-                with m.If(s.valid & ~matched.bit_select(i, 1)):
-                    x0 = _clamp(s.x0 + s.vx, self.width)
-                    x1 = _clamp(s.x1 + s.vx, self.width)
-                    y0 = _clamp(s.y0 + s.vy, self.height)
-                    y1 = _clamp(s.y1 + s.vy, self.height)
-                    age = Mux(s.age == 255, 255, s.age + 1)
-                    m.d.sync += [s.x0.eq(x0), s.x1.eq(x1), s.y0.eq(y0), s.y1.eq(y1),
-                                 s.age.eq(age)]
-                    with m.If((age > self.hold) | (x1 <= x0) | (y1 <= y0)):
-                        m.d.sync += s.eq(0)
-                m.d.sync += i.eq(i + 1)
-                with m.If(i == n - 1):
+                with m.If(i < n):
+                    issue_next()
+                with m.If(v1):
+                    age = Mux(cur.age == 255, 255, cur.age + 1)
+                    m.d.sync += [aged.eq(cur), aged.x0.eq(x0), aged.x1.eq(x1), aged.y0.eq(y0),
+                                 aged.y1.eq(y1), aged.age.eq(age),
+                                 age_write.eq(cur.valid & ~matched.bit_select(i1, 1))]
+                with m.If(v2 & age_write):
+                    gone = (aged.age > self.hold) | (aged.x1 <= aged.x0) | (aged.y1 <= aged.y0)
+                    m.d.sync += slots[i2].eq(Mux(gone, 0, aged))
+                with m.If((i == n) & drained):
                     m.d.sync += i.eq(0)
                     m.next = "PUBLISH"
             with m.State("PUBLISH"):
-                # Regions with margins, one slot a clock (one multiplier pair).
-                s = slots[i]
-                r = regions[i]
-                w, h = s.x1 - s.x0, s.y1 - s.y0
-                ax = Mux(s.vx < 0, -s.vx, s.vx)
-                ay = Mux(s.vy < 0, -s.vy, s.vy)
-                mx = ((w * self.margin * MARGIN_MUL) >> 16) + (ax << 1)
-                my = ((h * self.margin * MARGIN_MUL) >> 16) + (ay << 1)
-                m.d.sync += [
-                    r.x0.eq(Mux(s.x0 > mx, s.x0 - mx, 0)),
-                    r.y0.eq(Mux(s.y0 > my, s.y0 - my, 0)),
-                    r.x1.eq(Mux(s.x1 + mx > self.width, self.width, s.x1 + mx)),
-                    r.y1.eq(Mux(s.y1 + my > self.height, self.height, s.y1 + my)),
-                    r.enable.eq(s.valid), i.eq(i + 1)]
-                with m.If(i == n - 1):
+                # Regions with margins (one multiplier pair).
+                with m.If(i < n):
+                    issue_next()
+                m.d.sync += [pub[0].eq(cur), pub[1].eq(pub[0]),
+                             wm.eq((cur.x1 - cur.x0) * self.margin),
+                             hm.eq((cur.y1 - cur.y0) * self.margin),
+                             mx.eq(((wm * MARGIN_MUL) >> 16) + (ax << 1)),
+                             my.eq(((hm * MARGIN_MUL) >> 16) + (ay << 1))]
+                with m.If(v3):
+                    s = pub[1]
+                    m.d.sync += regions[i3].eq(Cat(
+                        Mux(s.x0 > mx, s.x0 - mx, 0)[:COORD_BITS],
+                        Mux(s.y0 > my, s.y0 - my, 0)[:COORD_BITS],
+                        Mux(s.x1 + mx > self.width, self.width, s.x1 + mx)[:COORD_BITS],
+                        Mux(s.y1 + my > self.height, self.height, s.y1 + my)[:COORD_BITS],
+                        s.valid))
+                with m.If((i == n) & drained):
                     m.d.sync += [self.pub_vouched.eq(end_ok & ~saturated),
                                  self.pub_frame.eq(nres + 2), nres.eq(nres + 1),
                                  count.eq(0), saturated.eq(0)]
