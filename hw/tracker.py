@@ -100,33 +100,40 @@ class Tracker(wiring.Component):
         cur = Signal(SlotState)
         m.d.sync += cur.eq(slots[rd])
         issue = Signal()
-        v1, v2, v3 = Signal(), Signal(), Signal()        # slot in stage 1, 2, 3 of a pass
-        i1, i2, i3 = Signal(range(n)), Signal(range(n)), Signal(range(n))
+        v1, v2, v3, v4 = Signal(), Signal(), Signal(), Signal()   # a slot in stage 1 .. 4
+        i1, i2, i3, i4 = (Signal(range(n), name=f"i{k}") for k in range(1, 5))
         m.d.comb += rd.eq(i)
-        m.d.sync += [v1.eq(issue), i1.eq(i), v2.eq(v1), i2.eq(i1), v3.eq(v2), i3.eq(i2)]
+        m.d.sync += [v1.eq(issue), i1.eq(i), v2.eq(v1), i2.eq(i1), v3.eq(v2), i3.eq(i2),
+                     v4.eq(v3), i4.eq(i3)]
 
         def issue_next():
             m.d.comb += issue.eq(1)
             m.d.sync += i.eq(i + 1)
 
-        drained = ~issue & ~v1 & ~v2 & ~v3
+        drained = ~issue & ~v1 & ~v2 & ~v3 & ~v4
 
-        # SCAN: 1 cur; 2 overlap sides and centre distance; 3 area (multiplier); then compare.
-        ow, oh, dist2, dist3 = Signal(signed(C + 1)), Signal(signed(C + 1)), Signal(C + 2), \
-            Signal(C + 2)
-        live2, live3, free2, free3 = Signal(), Signal(), Signal(), Signal()
-        area3 = Signal(2 * C)
+        # SCAN: 1 cur; 2 overlap bounds, centre offsets; 3 overlap sides, distance; 4 area
+        # (multiplier); then compare.
+        lo_x, hi_x, lo_y, hi_y = (Signal(signed(C), name=n) for n in ("lo_x", "hi_x", "lo_y",
+                                                                      "hi_y"))
+        dxc, dyc = Signal(signed(C)), Signal(signed(C))
+        ow, oh = Signal(signed(C + 1)), Signal(signed(C + 1))
+        dist3, dist4 = Signal(C + 2), Signal(C + 2)
+        live2, live3, live4 = Signal(), Signal(), Signal()
+        free2, free3, free4 = Signal(), Signal(), Signal()
+        area4 = Signal(2 * C)
         px0, py0 = cur.x0 + cur.vx, cur.y0 + cur.vy
         px1, py1 = cur.x1 + cur.vx, cur.y1 + cur.vy
-        dxc = (cur.x0 + cur.x1) - (d.x0 + d.x1)
-        dyc = (cur.y0 + cur.y1) - (d.y0 + d.y1)
         m.d.sync += [
-            ow.eq(Mux(px1 < d.x1, px1, d.x1) - Mux(px0 > d.x0, px0, d.x0)),
-            oh.eq(Mux(py1 < d.y1, py1, d.y1) - Mux(py0 > d.y0, py0, d.y0)),
-            dist2.eq(Mux(dxc < 0, -dxc, dxc) + Mux(dyc < 0, -dyc, dyc)),
+            lo_x.eq(Mux(px0 > d.x0, px0, d.x0)), hi_x.eq(Mux(px1 < d.x1, px1, d.x1)),
+            lo_y.eq(Mux(py0 > d.y0, py0, d.y0)), hi_y.eq(Mux(py1 < d.y1, py1, d.y1)),
+            dxc.eq((cur.x0 + cur.x1) - (d.x0 + d.x1)), dyc.eq((cur.y0 + cur.y1) - (d.y0 + d.y1)),
             free2.eq(~cur.valid), live2.eq(cur.valid & ~matched.bit_select(i1, 1)),
-            area3.eq(Mux((ow > 0) & (oh > 0), ow * oh, 0)), dist3.eq(dist2),
-            free3.eq(free2), live3.eq(live2)]
+            ow.eq(hi_x - lo_x), oh.eq(hi_y - lo_y),
+            dist3.eq(Mux(dxc < 0, -dxc, dxc) + Mux(dyc < 0, -dyc, dyc)),
+            free3.eq(free2), live3.eq(live2),
+            area4.eq(Mux((ow > 0) & (oh > 0), ow * oh, 0)), dist4.eq(dist3),
+            free4.eq(free3), live4.eq(live3)]
 
         # APPLY: the chosen slot's new state is computed into `new` from `cur`, then written.
         sel = Signal(range(n))
@@ -178,15 +185,15 @@ class Tracker(wiring.Component):
                 # Best overlap with the predicted box, first free slot, nearest centre.
                 with m.If(i < n):
                     issue_next()
-                with m.If(v3):
-                    with m.If(free3):
+                with m.If(v4):
+                    with m.If(free4):
                         with m.If(~free_found):
-                            m.d.sync += [free.eq(i3), free_found.eq(1)]
+                            m.d.sync += [free.eq(i4), free_found.eq(1)]
                     with m.Else():
-                        with m.If(~near_found | (dist3 < near_dist)):
-                            m.d.sync += [near.eq(i3), near_dist.eq(dist3), near_found.eq(1)]
-                        with m.If(live3 & (area3 > best_area)):
-                            m.d.sync += [best.eq(i3), best_area.eq(area3), found.eq(1)]
+                        with m.If(~near_found | (dist4 < near_dist)):
+                            m.d.sync += [near.eq(i4), near_dist.eq(dist4), near_found.eq(1)]
+                        with m.If(live4 & (area4 > best_area)):
+                            m.d.sync += [best.eq(i4), best_area.eq(area4), found.eq(1)]
                 with m.If((i == n) & drained):
                     m.d.sync += [sel.eq(Mux(found, best, Mux(free_found, free, near))),
                                  how.eq(Mux(found, 0, Mux(free_found, 1, 2)))]
