@@ -261,7 +261,9 @@ class CascadeEngine(wiring.Component):
         r1s = Signal(r_meta)
         r1s_sel = Signal(4)
         r1s_fx, r1s_fy = Signal(8), Signal(8)
-        m.d.sync += [r1s.eq(r1), r1s_sel.eq(r1_sel), r1s_fx.eq(r1_fx), r1s_fy.eq(r1_fy)]
+        r1s_fxn = Signal(9)                   # 256 - fx, registered ahead of the multipliers
+        m.d.sync += [r1s.eq(r1), r1s_sel.eq(r1_sel), r1s_fx.eq(r1_fx), r1s_fy.eq(r1_fy),
+                     r1s_fxn.eq(256 - r1_fx)]
 
         # R1S -> R1B: the four neighbours, registered (block select and bank select).
         def bank(pr_sel, pc_sel):
@@ -269,20 +271,20 @@ class CascadeEngine(wiring.Component):
                        Mux(pc_sel, fs_q[0][1], fs_q[0][0]))
         r1b = Signal(r_meta)
         p00, p01, p10, p11 = (Signal(8, name=f"p{n}") for n in ("00", "01", "10", "11"))
-        r1b_fx, r1b_fy = Signal(8), Signal(8)
-        m.d.sync += [r1b.eq(r1s), r1b_fx.eq(r1s_fx), r1b_fy.eq(r1s_fy),
+        r1b_fx, r1b_fy, r1b_fxn = Signal(8), Signal(8), Signal(9)
+        m.d.sync += [r1b.eq(r1s), r1b_fx.eq(r1s_fx), r1b_fy.eq(r1s_fy), r1b_fxn.eq(r1s_fxn),
                      p00.eq(bank(r1s_sel[0], r1s_sel[2])), p01.eq(bank(r1s_sel[0], r1s_sel[3])),
                      p10.eq(bank(r1s_sel[1], r1s_sel[2])), p11.eq(bank(r1s_sel[1], r1s_sel[3]))]
         # R1B -> R2: horizontal interpolation.
         r2 = Signal(r_meta)
-        top, bot, r2_fy = Signal(17), Signal(17), Signal(8)
-        m.d.sync += [r2.eq(r1b), r2_fy.eq(r1b_fy),
-                     top.eq(p00 * (256 - r1b_fx) + p01 * r1b_fx),
-                     bot.eq(p10 * (256 - r1b_fx) + p11 * r1b_fx)]
+        top, bot, r2_fy, r2_fyn = Signal(17), Signal(17), Signal(8), Signal(9)
+        m.d.sync += [r2.eq(r1b), r2_fy.eq(r1b_fy), r2_fyn.eq(256 - r1b_fy),
+                     top.eq(p00 * r1b_fxn + p01 * r1b_fx),
+                     bot.eq(p10 * r1b_fxn + p11 * r1b_fx)]
         # R2 -> R3: vertical interpolation; colsum read for the column.
         r3 = Signal(r_meta)
         pix = Signal(8)
-        m.d.sync += [r3.eq(r2), pix.eq((top * (256 - r2_fy) + bot * r2_fy + (1 << 15)) >> 16)]
+        m.d.sync += [r3.eq(r2), pix.eq((top * r2_fyn + bot * r2_fy + (1 << 15)) >> 16)]
         col = Signal(COORD_BITS)
         m.d.comb += [cs_r.addr.eq(r2.b - 1), cq_r.addr.eq(r2.b - 1)]
         # R3 -> R3R: the column sums read and the pixel's square, registered (a block RAM's

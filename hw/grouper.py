@@ -91,8 +91,11 @@ class Grouper(wiring.Component):
                      self.raw.ready.eq(fifo.w_rdy), self.raw_room.eq(fifo.level < fifo.depth - 1)]
         r = Signal(Rect)
 
+        # In LUT RAM: as block RAM each of these shallow memories takes 2-4 DP16KD (20 in
+        # all), the ones the board's LFE5U-85F runs short of; as LUT RAM about 3,400 LUT4.
         def mem(name, shape, nread):
-            mm = memory.Memory(shape=shape, depth=nmax, init=[])
+            mm = memory.Memory(shape=shape, depth=nmax, init=[],
+                               attrs={"ram_style": "distributed"})
             m.submodules[name] = mm
             return mm.write_port(), [mm.read_port() for _ in range(nread)]
 
