@@ -789,7 +789,8 @@ def _board_sim_frames(width, height, frames, **kw):
     t0 = time.perf_counter()
     shown, problems, info = sim.run(frames)
     seconds = time.perf_counter() - t0
-    model = PipelineModel(width, height, kw.get("cascade", "frontalface_alt"), kw.get("params"))
+    model = PipelineModel(width, height, kw.get("cascade", "frontalface_alt"), kw.get("params"),
+                          min_block=sim.min_block)
     expected = model.process_frames([rgb565_quantize(f) for f in frames], PipelineConfig())
     matched = sum(int(a.shape == b.shape and (a == b).all()) for a, b in zip(expected, shown))
     return matched, len(frames), {"problems": problems[:5], "frames_shown": len(shown),

@@ -23,7 +23,7 @@ from .detector_model import DetectorParams
 from .mask import MaskUnit
 from .regs import RegisterFile, anonymizer_register_map, bus_signature
 from .tracker import Tracker
-from .types import Geometry, Pixel
+from .types import BLOCK_SIZES, Geometry, Pixel
 
 __all__ = ["Anonymizer", "AnonymizerAxi", "DELAY"]
 
@@ -36,11 +36,14 @@ TS_BITS = 24
 
 class Anonymizer(wiring.Component):
     """AXI4-Stream video in/out (`s_axis_*`, `m_axis_*`), register bus `reg_*`; `width` x
-    `height` is the frame size the detector analyses (other sizes are not vouched)."""
+    `height` is the frame size the detector analyses (other sizes are not vouched);
+    `min_block`: the mask unit's smallest block (`MaskUnit`)."""
 
     def __init__(self, width=1280, height=720, cascade="frontalface_default", params=None,
-                 num_slots=32, num_zones=8, max_detections=32, delay=DELAY):
+                 num_slots=32, num_zones=8, max_detections=32, delay=DELAY,
+                 min_block=BLOCK_SIZES[0]):
         self.width, self.height = width, height
+        self.min_block = min_block
         self.params = params or DetectorParams()
         self.num_slots, self.num_zones, self.delay = num_slots, num_zones, delay
         self.max_detections = max_detections
@@ -61,7 +64,7 @@ class Anonymizer(wiring.Component):
         m.submodules.tracker = trk = Tracker(self.width, self.height, self.num_slots,
                                              self.max_detections)
         m.submodules.mask = mask = MaskUnit(Geometry(self.width, self.height), self.num_slots,
-                                            self.num_zones)
+                                            self.num_zones, self.min_block)
 
         # Tap and delay line: each pixel waits `delay` clocks before the mask unit.
         now = Signal(TS_BITS)

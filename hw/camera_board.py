@@ -39,11 +39,14 @@ from .test_pattern import TestPattern
 from .video_out import DVIFramer
 from .video_timing import CEA_720P30, VideoTiming
 
-__all__ = ["CameraBoard", "BOARD_DETECTOR"]
+__all__ = ["CameraBoard", "BOARD_DETECTOR", "BOARD_MIN_BLOCK"]
 
 #: The board's detector: 4 x 4 downscale (1280x720 -> 320x180 analysed) so its buffers fit
-#: an LFE5U-85F's block RAM (downscale 2 needs 254 of its 208).
+#: an LFE5U-85F's block RAM.
 BOARD_DETECTOR = DetectorParams(downscale=4)
+#: The board's smallest mosaic / blur block: a store of 16-pixel block means at 1280x720 takes
+#: 12 block RAMs, one of 8-pixel means 48 (the block setting 8 acts as 16 on the board).
+BOARD_MIN_BLOCK = 16
 
 
 class CameraBoard(wiring.Component):
@@ -55,7 +58,7 @@ class CameraBoard(wiring.Component):
                  cascade="frontalface_default", params=BOARD_DETECTOR,
                  camera_table=OV5640_720P30_RGB565, sccb_quarter=None, clocks_per_ms=None,
                  pattern_size=None, pattern_period=None, framer_depth=4096, max_hold=None,
-                 debounce_bits=17):
+                 debounce_bits=17, min_block=BOARD_MIN_BLOCK):
         if (timing.h_active, timing.v_active) != (width, height):
             raise ValueError(f"the display's active area {timing.h_active}x{timing.v_active} "
                              f"must be the frame size {width}x{height}")
@@ -70,7 +73,7 @@ class CameraBoard(wiring.Component):
         self.camera_table = camera_table
         self.framer_depth, self.max_hold = framer_depth, max_hold
         self.regs = {r.name: r for r in anonymizer_register_map()}
-        self.pipeline = Anonymizer(width, height, cascade, params)
+        self.pipeline = Anonymizer(width, height, cascade, params, min_block=min_block)
         super().__init__({
             "cam_vsync": In(1), "cam_href": In(1), "cam_data": In(8),
             "sccb_scl_oe": Out(1), "sccb_sda_oe": Out(1), "sccb_sda_i": In(1, init=1),

@@ -88,10 +88,14 @@ class MaskUnit(wiring.Component):
     """Pixel stream in, anonymized pixel stream out; `boxes` and `zones` say where.
 
     Parameters: `geometry` (maximum frame size), `num_boxes` (tracker boxes, take the shape),
-    `num_zones` (static privacy zones, always rectangles).
+    `num_zones` (static privacy zones, always rectangles), `min_block` (the smallest block the
+    block-mean store is sized for; a smaller `block` setting acts as `min_block`: 16 quarters
+    the store, which a board short of block RAM needs at 1280x720).
     """
 
-    def __init__(self, geometry=Geometry(), num_boxes=32, num_zones=8):
+    def __init__(self, geometry=Geometry(), num_boxes=32, num_zones=8, min_block=BLOCK_SIZES[0]):
+        if min_block not in BLOCK_SIZES:
+            raise ValueError(f"min_block must be one of {BLOCK_SIZES}, not {min_block!r}")
         if not isinstance(geometry, Geometry):
             raise TypeError(f"geometry must be a Geometry, not {geometry!r}")
         for name, value in (("num_boxes", num_boxes), ("num_zones", num_zones)):
@@ -103,6 +107,7 @@ class MaskUnit(wiring.Component):
         self.num_boxes = num_boxes
         self.num_zones = num_zones
         self.num_regions = num_boxes + num_zones
+        self.min_block = min_block
         self.latency = latency_cycles(self.num_regions)
         super().__init__({
             "i": In(pixel_stream()),
@@ -118,7 +123,7 @@ class MaskUnit(wiring.Component):
         g = self.geometry
         nreg = self.num_regions
         cw = COORD_BITS + 1                      # counters reach 4096
-        mbx, mby = -(-g.max_width // 8), -(-g.max_height // 8)
+        mbx, mby = -(-g.max_width // self.min_block), -(-g.max_height // self.min_block)
         rb, cb = -(-mby // 2), -(-mbx // 2)      # rows / columns per parity bank
         bank_depth = 2 * rb * cb
         span_w = COORD_BITS + 1
@@ -227,7 +232,9 @@ class MaskUnit(wiring.Component):
         # Settings seen by this pixel's frame (the new ones at first).
         eff_ctl = Signal(MaskControl)
         m.d.comb += eff_ctl.eq(Mux(is_first, self.control, cfg))
-        k_of = lambda ctl: Mux(ctl.block == 0, 3, Mux(ctl.block == 1, 4, 5))  # noqa: E731
+        kmin = self.min_block.bit_length() - 1          # block settings below act as min_block
+        k_of = lambda ctl: Mux(ctl.block == 0, max(3, kmin),  # noqa: E731
+                               Mux(ctl.block == 1, max(4, kmin), 5))
         eff_k = Signal(3)
         m.d.comb += eff_k.eq(k_of(eff_ctl))
 

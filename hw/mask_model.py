@@ -23,7 +23,7 @@ Behaviour, in the order a pixel meets it (docs/architecture.md explains the choi
 """
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -127,12 +127,16 @@ def effect_colours(mode, block, means, xs, y):
 
 
 class MaskModel:
-    """The mask unit as a stream-in, stream-out function with the unit's state across calls."""
+    """The mask unit as a stream-in, stream-out function with the unit's state across calls.
+    `min_block`: as `MaskUnit`'s (a smaller `block` setting acts as `min_block`)."""
 
-    def __init__(self, geometry=Geometry(), num_boxes=32, num_zones=8):
+    def __init__(self, geometry=Geometry(), num_boxes=32, num_zones=8, min_block=BLOCK_SIZES[0]):
+        if min_block not in BLOCK_SIZES:
+            raise ValueError(f"min_block must be one of {BLOCK_SIZES}, not {min_block!r}")
         self.geometry = geometry
         self.num_boxes = num_boxes
         self.num_zones = num_zones
+        self.min_block = min_block
         self.reset()
 
     def reset(self):
@@ -153,6 +157,8 @@ class MaskModel:
         self.rows = []             # pixel rows of the current frame (for its block means)
 
     def _start_frame(self, config):
+        if config.block < self.min_block:
+            config = replace(config, block=self.min_block)
         ended = self.synced and self.x_next == 0 and self.y_next >= 1
         prev_complete = (ended and not self.err_in_frame
                          and (self.geom is None or self.y_next == self.geom[1]))

@@ -14,7 +14,7 @@ from .cascade import load_cascade
 from .detector_model import DetectorParams, detect
 from .mask_model import MaskConfig, MaskModel
 from .tracker_model import TrackerModel
-from .types import Geometry, Mode, Shape
+from .types import BLOCK_SIZES, Geometry, Mode, Shape
 
 __all__ = ["PipelineConfig", "PipelineModel"]
 
@@ -36,16 +36,18 @@ class PipelineConfig:
 
 class PipelineModel:
     def __init__(self, width, height, cascade="frontalface_default", params=None,
-                 num_slots=32, num_zones=8, max_detections=32):
+                 num_slots=32, num_zones=8, max_detections=32, min_block=BLOCK_SIZES[0]):
         self.width, self.height = width, height
         self.cascade = load_cascade(cascade) if isinstance(cascade, str) else cascade
         self.params = params or DetectorParams()
         self.num_slots, self.num_zones = num_slots, num_zones
         self.max_detections = max_detections
+        self.min_block = min_block
         self.reset()
 
     def reset(self):
-        self.mask = MaskModel(Geometry(self.width, self.height), self.num_slots, self.num_zones)
+        self.mask = MaskModel(Geometry(self.width, self.height), self.num_slots, self.num_zones,
+                              self.min_block)
         self.tracker = TrackerModel(self.width, self.height, self.num_slots,
                                     self.max_detections)
         self.results = []       # per frame: (boxes, complete)

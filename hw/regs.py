@@ -65,7 +65,7 @@ def register_map(num_boxes=32, num_zones=8):
         Register("CONTROL", 0x04, "rw", "effect settings, latched at each frame start", (
             Field("mode", 0, 2, 0, "0 mosaic, 1 blur, 2 solid"),
             Field("shape", 2, 1, 0, "0 rectangle, 1 inscribed ellipse (boxes only)"),
-            Field("block", 3, 2, 1, "mosaic/blur block: 0 8 px, 1 16 px, 2 32 px"))),
+            Field("block", 3, 2, 1, "mosaic/blur block: 0 8 px (16 on ULX3S), 1 16 px, 2 32 px"))),
         Register("COLOR", 0x08, "rw", "fill colour (solid mode and fail-closed frames)", (
             Field("r", 0, 8), Field("g", 8, 8), Field("b", 16, 8))),
         Register("STATUS", 0x0C, "ro", "live status", (
@@ -96,7 +96,7 @@ def anonymizer_register_map(num_slots=32, num_zones=8):
         Register("CONTROL", 0x04, "rw", "effect and policy, latched at each frame start", (
             Field("mode", 0, 2, 0, "0 mosaic, 1 blur, 2 solid"),
             Field("shape", 2, 1, 0, "0 rectangle, 1 inscribed ellipse (tracker boxes only)"),
-            Field("block", 3, 2, 1, "mosaic/blur block: 0 8 px, 1 16 px, 2 32 px"),
+            Field("block", 3, 2, 1, "mosaic/blur block: 0 8 px (16 on ULX3S), 1 16 px, 2 32 px"),
             Field("enable", 8, 1, 1, "0: every frame filled with COLOR (privacy shutter)"),
             Field("fail_open", 9, 1, 0, "1: relax fail-closed (frames the detector could not "
                   "vouch for are masked with the last tracker boxes instead of filled); "

@@ -38,7 +38,7 @@ def setup_for(dut, cfg):
 
 
 def check(dut, cfg, rgb, first, last, **kw):
-    model = MaskModel(dut.geometry, dut.num_boxes, dut.num_zones)
+    model = MaskModel(dut.geometry, dut.num_boxes, dut.num_zones, dut.min_block)
     expected = model.process_stream(rgb, first, last, cfg)
     got, _, _, cycles = run_stream(dut, rgb, first, last, setup_for(dut, cfg), **kw)
     assert_stream_equal(expected, got, first, last)
@@ -68,6 +68,22 @@ def test_idle_and_backpressure(idle, backpressure, seed):
                      boxes=[(3, 1, 21, 19)], zones=[(18, 0, 24, 6)])
     check(dut, cfg, *frames_to_stream(moving_frames()), idle=idle, backpressure=backpressure,
           seed=seed)
+
+
+@pytest.mark.parametrize("mode", [Mode.MOSAIC, Mode.BLUR])
+def test_min_block_sizes_the_store_and_raises_smaller_blocks(mode):
+    """Built with `min_block` 16 (the board's), the block setting 8 acts as 16, in the RTL as in
+    the model; 32 is unchanged."""
+    dut = MaskUnit(GEOM, num_boxes=2, num_zones=0, min_block=16)
+    frames = frames_to_stream(moving_frames(w=40, h=36))
+    for block in (8, 32):
+        cfg = MaskConfig(mode=mode, block=block, boxes=[(2, 3, 30, 27), (20, 15, 40, 36)])
+        model, got, _ = check(dut, cfg, *frames)
+        plain = MaskModel(GEOM, 2, 0).process_stream(
+            *frames, MaskConfig(mode=mode, block=max(block, 16), boxes=cfg.boxes))
+        assert np.array_equal(got, plain), f"block {block} on a min_block 16 build"
+    with pytest.raises(ValueError, match="min_block"):
+        MaskUnit(GEOM, min_block=12)
 
 
 @pytest.mark.parametrize("boxes,zones", [(1, 0), (0, 2), (3, 1)])

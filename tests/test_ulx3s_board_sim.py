@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import BUILD
+from obscura.hw.camera_board import BOARD_MIN_BLOCK
 from obscura.hw.dvp import rgb565_quantize
 from obscura.hw.ov5640 import OV5640_720P30_RGB565
 from obscura.hw.pipeline_model import PipelineConfig, PipelineModel
@@ -37,8 +38,8 @@ def board():
 
 def expected_output(frames, cfg=None):
     cfg = cfg or PipelineConfig()
-    return PipelineModel(W, H, CASCADE).process_frames([rgb565_quantize(f) for f in frames],
-                                                       cfg)
+    return PipelineModel(W, H, CASCADE, min_block=BOARD_MIN_BLOCK).process_frames(
+        [rgb565_quantize(f) for f in frames], cfg)
 
 
 def test_board_shows_anonymized_camera_frames(board):
