@@ -86,10 +86,14 @@ class Detector(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cas, d = self.cascade, self.params.downscale
-        abort = Signal()
+        # An abandoned analysis: `abort` records it at once; the engine and grouper are reset a
+        # clock later (`abort_q`: a registered reset, it reaches thousands of flip-flops), and
+        # whatever they put out in that clock is ignored.
+        abort, abort_q = Signal(), Signal()
+        m.d.sync += abort_q.eq(abort)
         m.submodules.frontend = fe = LumaDownscale(self.width, self.height, d)
-        m.submodules.engine = engine = ResetInserter(abort)(self._engine)
-        m.submodules.grouper = grouper = ResetInserter(abort)(Grouper(self.max_clusters))
+        m.submodules.engine = engine = ResetInserter(abort_q)(self._engine)
+        m.submodules.grouper = grouper = ResetInserter(abort_q)(Grouper(self.max_clusters))
         m.d.comb += [fe.valid.eq(self.valid), fe.pixel.eq(self.pixel),
                      engine.wr_en.eq(fe.wr_en), engine.wr_x.eq(fe.wr_x),
                      engine.wr_y.eq(fe.wr_y), engine.wr_data.eq(fe.wr_data),
@@ -119,16 +123,16 @@ class Detector(wiring.Component):
                      raw.w.eq(w_l), raw.h.eq(h_l)]
         m.d.comb += [grouper.raw.valid.eq(raw_valid), engine.raw_ready.eq(grouper.raw_room),
                      grouper.finish.eq(finish)]
-        with m.If(abort):                     # nothing of an abandoned analysis reaches the next
+        with m.If(abort | abort_q):           # nothing of an abandoned analysis reaches the next
             m.d.sync += [raw_valid.eq(0), finish.eq(0)]
 
         # Double buffer and the frame's life: start, finish, abandon.
         wbuf = Signal()
-        start = Signal()
+        start, start_q = Signal(), Signal()   # the engine starts after any reset (`abort_q`)
         analysing = Signal()
-        m.d.comb += [engine.wr_buf.eq(wbuf), engine.start.eq(start), engine.start_buf.eq(~wbuf),
-                     self.busy.eq(analysing)]
-        m.d.sync += start.eq(0)
+        m.d.comb += [engine.wr_buf.eq(wbuf), engine.start.eq(start_q),
+                     engine.start_buf.eq(~wbuf), self.busy.eq(analysing)]
+        m.d.sync += [start.eq(0), start_q.eq(start)]
         cycles = Signal(32)
         with m.If(analysing):
             m.d.sync += cycles.eq(cycles + 1)
@@ -144,7 +148,7 @@ class Detector(wiring.Component):
         latch = [self.frame_weak.eq(engine.weak), self.frame_windows.eq(engine.windows),
                  self.frame_cycles.eq(cycles)]
         overrun_end = fe.frame_end & analysing & ~grouper.done
-        done_end = grouper.done & analysing
+        done_end = grouper.done & analysing & ~abort_q
         with m.If(fe.frame_end):
             with m.If(overrun_end):
                 # The next frame is here and this one is not finished: abandon it.
@@ -174,8 +178,8 @@ class Detector(wiring.Component):
             m.d.comb += [out.w_data.eq(ends.r_data), out.w_en.eq(1),
                          ends.r_en.eq(out.w_rdy)]
         with m.Else():
-            m.d.comb += [out.w_data.eq(box), out.w_en.eq(grouper.boxes.valid),
-                         grouper.boxes.ready.eq(out.w_rdy)]
+            m.d.comb += [out.w_data.eq(box), out.w_en.eq(grouper.boxes.valid & ~abort_q),
+                         grouper.boxes.ready.eq(out.w_rdy & ~abort_q)]
         m.d.comb += [self.o.payload.eq(out.r_data), self.o.valid.eq(out.r_rdy),
                      out.r_en.eq(self.o.ready)]
         return m
