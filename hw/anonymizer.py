@@ -37,18 +37,20 @@ TS_BITS = 24
 class Anonymizer(wiring.Component):
     """AXI4-Stream video in/out (`s_axis_*`, `m_axis_*`), register bus `reg_*`; `width` x
     `height` is the frame size the detector analyses (other sizes are not vouched);
-    `min_block`: the mask unit's smallest block (`MaskUnit`)."""
+    `min_block`: the mask unit's smallest block (`MaskUnit`); `grouper_lut_ram`: the
+    detector's grouper in LUT RAM (`Grouper`), for a device short of block RAM."""
 
     def __init__(self, width=1280, height=720, cascade="frontalface_default", params=None,
                  num_slots=32, num_zones=8, max_detections=32, delay=DELAY,
-                 min_block=BLOCK_SIZES[0]):
+                 min_block=BLOCK_SIZES[0], grouper_lut_ram=False):
         self.width, self.height = width, height
         self.min_block = min_block
         self.params = params or DetectorParams()
         self.num_slots, self.num_zones, self.delay = num_slots, num_zones, delay
         self.max_detections = max_detections
         self.registers = anonymizer_register_map(num_slots, num_zones)
-        self._detector = Detector(width, height, cascade, self.params)
+        self._detector = Detector(width, height, cascade, self.params,
+                                  grouper_lut_ram=grouper_lut_ram)
         members = axis_ports()
         members.update({f"reg_{name}": member
                         for name, member in In(bus_signature()).signature.members.items()})

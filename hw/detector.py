@@ -48,7 +48,7 @@ class Detector(wiring.Component):
     `trace_*` one event per window visited (verification)."""
 
     def __init__(self, width=1280, height=720, cascade="frontalface_default",
-                 params=None, max_clusters=128, corners_per_clock=4):
+                 params=None, max_clusters=128, corners_per_clock=4, grouper_lut_ram=False):
         params = params or DetectorParams()
         self.cascade = cascade if isinstance(cascade, Cascade) else load_cascade(cascade)
         self.width, self.height, self.params = width, height, params
@@ -62,7 +62,7 @@ class Detector(wiring.Component):
         if corners_per_clock not in (2, 4):
             raise ValueError(f"corners_per_clock must be 2 or 4, not {corners_per_clock!r}")
         self.program = build_program(self.cascade, self.stride, group=corners_per_clock)
-        self.max_clusters = max_clusters
+        self.max_clusters, self.grouper_lut_ram = max_clusters, grouper_lut_ram
         self._engine = CascadeEngine(self.base_w, self.base_h, self.levels, self.program)
         super().__init__({
             "valid": In(1), "pixel": In(Pixel),
@@ -93,7 +93,8 @@ class Detector(wiring.Component):
         m.d.sync += abort_q.eq(abort)
         m.submodules.frontend = fe = LumaDownscale(self.width, self.height, d)
         m.submodules.engine = engine = ResetInserter(abort_q)(self._engine)
-        m.submodules.grouper = grouper = ResetInserter(abort_q)(Grouper(self.max_clusters))
+        m.submodules.grouper = grouper = ResetInserter(abort_q)(Grouper(self.max_clusters,
+                                                                          self.grouper_lut_ram))
         m.d.comb += [fe.valid.eq(self.valid), fe.pixel.eq(self.pixel),
                      engine.wr_en.eq(fe.wr_en), engine.wr_x.eq(fe.wr_x),
                      engine.wr_y.eq(fe.wr_y), engine.wr_data.eq(fe.wr_data),
