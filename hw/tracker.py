@@ -138,7 +138,6 @@ class Tracker(wiring.Component):
         # APPLY: the chosen slot's new state is computed into `new` from `cur`, then written.
         sel = Signal(range(n))
         new = Signal(SlotState)
-        how = Signal(2)                       # 0 match, 1 open a free slot, 2 merge
 
         # AGE: 1 cur; 2 moved and clamped (`aged`); 3 written, or freed when too old or gone.
         aged = Signal(SlotState)
@@ -195,16 +194,16 @@ class Tracker(wiring.Component):
                         with m.If(live4 & (area4 > best_area)):
                             m.d.sync += [best.eq(i4), best_area.eq(area4), found.eq(1)]
                 with m.If((i == n) & drained):
-                    m.d.sync += [sel.eq(Mux(found, best, Mux(free_found, free, near))),
-                                 how.eq(Mux(found, 0, Mux(free_found, 1, 2)))]
+                    m.d.sync += sel.eq(Mux(found, best, Mux(free_found, free, near)))
                     m.next = "READ"
             with m.State("READ"):
                 m.d.comb += rd.eq(sel)
                 m.next = "APPLY"
             with m.State("APPLY"):
                 vx, vy = d.x0 - cur.x0, d.y0 - cur.y0
-                with m.Switch(how):
-                    with m.Case(0):
+                # `found`, `free_found` still say which of match, open or merge it is.
+                with m.Switch(Cat(free_found, found)):
+                    with m.Case("1-"):
                         m.d.sync += new.eq(cur)
                         m.d.sync += [
                             new.vx.eq(Mux(vx > VMAX, VMAX, Mux(vx < -VMAX, -VMAX, vx))),
@@ -213,7 +212,7 @@ class Tracker(wiring.Component):
                             new.y1.eq(d.y1),
                             new.hits.eq(Mux(cur.hits == 255, 255, cur.hits + 1)),
                             new.age.eq(0)]
-                    with m.Case(1):
+                    with m.Case("01"):
                         m.d.sync += [new.valid.eq(1), new.x0.eq(d.x0), new.y0.eq(d.y0),
                                      new.x1.eq(d.x1), new.y1.eq(d.y1), new.vx.eq(0),
                                      new.vy.eq(0), new.hits.eq(1), new.age.eq(0)]
