@@ -332,7 +332,6 @@ def bench_pipeline(quick):
     without the tracker."""
     from obscura.hw.anonymizer import DELAY
     from obscura.hw.pipeline_model import PipelineConfig, PipelineModel
-    from obscura.sim.pipeline_sim import PipelineSim
 
     res = {"command": "make bench (bench/run.py: bench_pipeline)"}
     frames = video_frames_native(None)
@@ -349,18 +348,17 @@ def bench_pipeline(quick):
                 "leak_frames_no_tracker": leak_frames(found, no_tracker.masks),
                 "leak_video_frames": len(frames),
                 "frames_with_faces": sum(1 for b in found if b)})
-    # RTL against the model, paced (the detector finishes each frame before the next).
-    subset = frames[100:104] if quick else frames[100:130]
-    sim = PipelineSim(640, 360, quiet=True)
+    # RTL against the model on every frame, paced (the detector finishes each frame before
+    # the next).
+    subset = frames[100:104] if quick else frames
+    cmp = compare_pipeline(subset, 640, 360, "native")
+    res.update({"rtl_frames_compared_native": cmp["compared"],
+                "rtl_mismatches_native": cmp["mismatches"],
+                "rtl_mismatch_reports_native": cmp["reports"],
+                "rtl_video_size": "640x360 (native)",
+                "sim_seconds_per_frame": cmp["seconds_per_frame"]})
+    sim = cmp["sim"]
     cfg = PipelineConfig()
-    t0 = time.perf_counter()
-    got = sim.process_frames(subset, cfg)
-    seconds = time.perf_counter() - t0
-    expected = PipelineModel(640, 360).process_frames(subset, cfg)
-    mismatches = sum(int((a != b).any()) for a, b in zip(expected, got))
-    res.update({"rtl_frames_compared": len(subset), "rtl_mismatches": mismatches,
-                "rtl_video_size": "640x360 (native)", "sim_seconds_per_frame":
-                round(seconds / len(subset), 2)})
     # Latency: first output pixel after the first input pixel, in clocks and 720p lines.
     sim.dev.reset()
     sim.configure(cfg)
@@ -370,6 +368,57 @@ def bench_pipeline(quick):
     res.update({"latency_cycles": int(info["first_out_cycle"]), "delay_line_cycles": DELAY,
                 "latency_lines": round(info["first_out_cycle"] / 1280, 2)})
     return res
+
+
+def compare_pipeline(frames, width, height, label, every=1):
+    """The RTL pipeline against `PipelineModel` frame by frame (every `every`-th frame of
+    `frames`, as one sequence); on a mismatch, save expected, got and a difference image under
+    build/bench/pipeline-mismatch and report the first pixels that differ."""
+    from obscura.hw.pipeline_model import PipelineConfig, PipelineModel
+    from obscura.sim.compare import assert_frames_equal
+    from obscura.sim.pipeline_sim import PipelineSim
+
+    sim = PipelineSim(width, height, quiet=True)
+    model = PipelineModel(width, height)
+    cfg = PipelineConfig()
+    sim.configure(cfg)
+    compared = mismatches = 0
+    reports = []
+    t0 = time.perf_counter()
+    for k in range(0, len(frames), every):
+        got = sim.process_frames([frames[k]])
+        expected = model.process_frames([frames[k]], cfg)
+        compared += 1
+        if (got[0] != expected[0]).any():
+            mismatches += 1
+            try:
+                assert_frames_equal(expected, got, f"{label} frame {k}",
+                                    OUT / "pipeline-mismatch")
+            except AssertionError as exc:
+                reports.append(f"{label} video frame {k}: {exc}")
+                print(f"  pipeline RTL {label} frame {k}: MISMATCH\n{exc}", flush=True)
+        if compared % 25 == 0:
+            print(f"  pipeline RTL {label}: {compared} frames, {mismatches} mismatches, "
+                  f"{(time.perf_counter() - t0) / compared:.1f} s a frame", flush=True)
+    return {"compared": compared, "mismatches": mismatches, "reports": reports[:10], "sim": sim,
+            "seconds_per_frame": round((time.perf_counter() - t0) / max(compared, 1), 2)}
+
+
+#: The dev video at 1280x720 through the RTL pipeline: every this many frames (a 720p frame
+#: takes about a minute of Verilator time; the native size runs every frame).
+PIPELINE_720P_EVERY = 5
+
+
+def bench_pipeline_720p(quick):
+    """Whole pipeline at 1280x720 (the dev video scaled): RTL against the composed model."""
+    frames = video_frames_720p(None)
+    if not frames:
+        return {"rtl_frames_compared_720p": None, "reason": "../shared/data/video not found"}
+    every = 50 if quick else PIPELINE_720P_EVERY
+    cmp = compare_pipeline(frames, 1280, 720, "720p", every=every)
+    return {"rtl_frames_compared_720p": cmp["compared"], "rtl_mismatches_720p": cmp["mismatches"],
+            "rtl_mismatch_reports_720p": cmp["reports"], "rtl_720p_every": every,
+            "sim_seconds_per_frame_720p": cmp["seconds_per_frame"]}
 
 
 #: Bound on one nextpnr run in the bench (seconds), so that `make bench` always ends.
@@ -884,12 +933,13 @@ def bench_ulx3s_build(quick):
 #: beside a simulation (one thread).
 SECTIONS = {"pipeline_synth": bench_pipeline_synth, "detector_rtl": bench_detector_rtl,
             "detector_synth": bench_detector_synth, "ulx3s_build": bench_ulx3s_build,
-            "privacy": bench_privacy, "pipeline": bench_pipeline, "detector": bench_detector,
+            "privacy": bench_privacy, "pipeline": bench_pipeline,
+            "pipeline_720p": bench_pipeline_720p, "detector": bench_detector,
             "ulx3s": bench_ulx3s, "mask": bench_mask, "pynq": bench_pynq,
             "host": bench_host, "cluster": bench_cluster}
 #: Sections whose keys also go under another area's object (the issue names them there).
 MERGE_INTO = {"detector_rtl": "detector", "detector_synth": "detector",
-              "pipeline_synth": "pipeline", "ulx3s_build": "ulx3s"}
+              "pipeline_synth": "pipeline", "pipeline_720p": "pipeline", "ulx3s_build": "ulx3s"}
 #: A section starts only after these have finished (pynq's throughput model reads the
 #: detector's measured clocks).
 AFTER = {"pynq": ("detector_rtl",)}
@@ -918,6 +968,14 @@ def _merge(results):
     for name, area in MERGE_INTO.items():
         if isinstance(results.get(name), dict) and isinstance(results.get(area), dict):
             results[area].update(results[name])
+    # The issue's totals: frames of the dev video compared at its size and at 1280x720.
+    pipe = results.get("pipeline")
+    if isinstance(pipe, dict):
+        parts = [(pipe.get(f"rtl_frames_compared_{s}"), pipe.get(f"rtl_mismatches_{s}"))
+                 for s in ("native", "720p")]
+        if any(n is not None for n, _ in parts):
+            pipe["rtl_frames_compared"] = sum(n or 0 for n, _ in parts)
+            pipe["rtl_mismatches"] = sum(m or 0 for _, m in parts)
 
 
 def _save(results, path):
