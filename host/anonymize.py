@@ -68,7 +68,8 @@ def plan(inputs, output):
 
 def anonymize_path(acc, src, dest, keep_metadata=False, keep_audio=True, codec="libx264",
                    crf=18, progress=None):
-    """Anonymize one image or video file into `dest` (atomically)."""
+    """Anonymize one image or video file into `dest` (atomically). `progress(done, total)` is
+    called after each video frame (`total`: the container's frame count, None if unknown)."""
     src, dest = Path(src), Path(dest)
     ext = src.suffix.lower()
     if ext in IMAGE_EXTENSIONS:
@@ -110,6 +111,7 @@ def _video(acc, src, dest, keep_metadata, keep_audio, codec, crf, progress):
             if not inp.streams.video:
                 raise InputError(f"{src}: no video stream")
             vin = inp.streams.video[0]
+            total = vin.frames or None
             ain = inp.streams.audio[0] if keep_audio and inp.streams.audio else None
             with av.open(str(tmp), "w", format=_container_format(dest)) as out:
                 if keep_metadata:
@@ -137,7 +139,7 @@ def _video(acc, src, dest, keep_metadata, keep_audio, codec, crf, progress):
                                 out.mux(p)
                             done += 1
                             if progress:
-                                progress(done)
+                                progress(done, total)
                     elif aout is not None and packet.dts is not None:
                         packet.stream = aout
                         out.mux(packet)
@@ -155,8 +157,9 @@ def _container_format(dest):
             ".webm": "webm", ".avi": "avi"}.get(ext, "mp4")
 
 
-def live(acc, source, dest, codec="libx264", crf=23, fps=30):
-    """Anonymize a camera index or a stream URL into `dest` until the source ends or Ctrl-C."""
+def live(acc, source, dest, codec="libx264", crf=23, fps=30, progress=None):
+    """Anonymize a camera index or a stream URL into `dest` until the source ends or Ctrl-C
+    (`progress(done, None)` after each frame)."""
     import av
     import cv2
     cap = cv2.VideoCapture(int(source) if str(source).isdigit() else str(source))
@@ -181,6 +184,8 @@ def live(acc, source, dest, codec="libx264", crf=23, fps=30):
                     for p in vout.encode(vf):
                         out.mux(p)
                     done += 1
+                    if progress:
+                        progress(done, None)
             except KeyboardInterrupt:
                 print("obscura: stopped (Ctrl-C); finishing the file", file=sys.stderr)
             if vout is not None:

@@ -4,6 +4,7 @@ Exit codes: 0 success, 1 some inputs failed (the others were processed), 2 usage
 """
 
 import argparse
+import contextlib
 import json
 import sys
 
@@ -122,7 +123,9 @@ def _backend(text):
                                      f"not {text!r}")
 
 
-def cmd_anonymize(args):
+def cmd_anonymize(args, accelerator=None):
+    """`obscura anonymize`; `accelerator` (an opened one, e.g. wrapped to watch its frames)
+    replaces the one `--backend` names."""
     from pathlib import Path
     if args.cluster:
         from .cluster import cli_anonymize
@@ -130,7 +133,7 @@ def cmd_anonymize(args):
 
     from .accelerator import open as open_accelerator
     from .anonymize import anonymize_path, live, plan
-    acc = open_accelerator(args.backend, cascade=args.cascade)
+    acc = accelerator or open_accelerator(args.backend, cascade=args.cascade)
     acc.configure(mode=args.mode, shape=args.shape, block=args.block, color=args.color,
                   margin=args.margin, hold=args.hold, zones=args.zone or [],
                   min_neighbors=args.min_neighbors, threshold_offset=args.threshold_offset)
@@ -143,7 +146,8 @@ def cmd_anonymize(args):
             dest = Path(args.output)
             if dest.is_dir():
                 dest = dest / f"live-{source.replace('/', '_').replace(':', '_')}.mp4"
-            n = live(acc, source, dest, codec=args.codec, crf=args.crf)
+            with _progress_bar(str(source), args.quiet) as progress:
+                n = live(acc, source, dest, codec=args.codec, crf=args.crf, progress=progress)
             print(f"{source} -> {dest}: {n} frames", file=sys.stderr)
         jobs, skipped = plan(files, args.output) if files else ([], [])
         for path in skipped:
@@ -153,15 +157,12 @@ def cmd_anonymize(args):
             try:
                 if dest.exists() and not args.overwrite:
                     raise ObscuraError(f"{dest} exists; pass --overwrite to replace it")
-
-                def progress(n, src=src):
-                    if not args.quiet and n % 25 == 0:
-                        print(f"\r{src}: {n} frames", end="", file=sys.stderr, flush=True)
-                n = anonymize_path(acc, src, dest, keep_metadata=args.keep_metadata,
-                                   keep_audio=not args.no_audio, codec=args.codec,
-                                   crf=args.crf, progress=progress)
+                with _progress_bar(Path(src).name, args.quiet) as progress:
+                    n = anonymize_path(acc, src, dest, keep_metadata=args.keep_metadata,
+                                       keep_audio=not args.no_audio, codec=args.codec,
+                                       crf=args.crf, progress=progress)
                 if not args.quiet:
-                    print(f"\r{src} -> {dest}: {n} frame(s)", file=sys.stderr, flush=True)
+                    print(f"{src} -> {dest}: {n} frame(s)", file=sys.stderr, flush=True)
                 records.append(_audit_record(src, dest, acc.frame_log[start:]))
             except ObscuraError as exc:
                 print(f"\nobscura: error: {exc}", file=sys.stderr, flush=True)
@@ -170,6 +171,23 @@ def cmd_anonymize(args):
     if args.report:
         _write_report(args, records)
     return 1 if failed else 0
+
+
+@contextlib.contextmanager
+def _progress_bar(name, quiet):
+    """A progress bar on stderr (frames, frames per second, ETA when the frame count is known),
+    updated by the `progress(done, total)` callback this yields; nothing when `quiet`."""
+    if quiet:
+        yield None
+        return
+    from tqdm import tqdm
+    with tqdm(desc=name, unit="frame", file=sys.stderr, leave=False, dynamic_ncols=True,
+              mininterval=0.5) as bar:
+        def progress(done, total):
+            if total and bar.total != total:
+                bar.total = total
+            bar.update(done - bar.n)
+        yield progress
 
 
 def _sha256(path):

@@ -1,19 +1,27 @@
-"""The quick-start job: a real face found and masked by the cycle-accurate RTL of the whole
-pipeline (Verilator model of `hw/anonymizer.py`: detector, tracker, mask unit).
+"""The quick-start job: a short real clip with sound anonymized by the cycle-accurate RTL of the
+whole pipeline (Verilator model of `hw/anonymizer.py`: detector, tracker, mask unit), exactly as
+`obscura anonymize --backend sim` does it, then checked frame for frame against the numpy model.
 
-Writes under build/demo/: the input, one output per effect, and a side-by-side PNG.
+Writes under build/demo/: the sample clip, the anonymized video (audio kept), the audit report
+and a side-by-side still (input | output). The clip is an excerpt of ../shared/data/video when
+that folder exists, else scikit-image's astronaut photo panned and zoomed with a tone.
 """
 
 import argparse
+import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from .samples import astronaut_bgr
+from .samples import sample_clip
+
+#: The dev video, next to a clone of the project (absent on a user's fresh clone).
+DEV_VIDEO = Path(os.environ.get(
+    "OBSCURA_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "video" \
+    / "hamilton-640x360.mp4"
 
 
 def write_png_atomic(path, bgr):
@@ -32,50 +40,117 @@ def write_png_atomic(path, bgr):
             os.unlink(tmp)
 
 
+class Recording:
+    """An accelerator that keeps a copy of every frame it returns (BGR)."""
+
+    def __init__(self, acc):
+        self._acc, self.frames = acc, []
+
+    def __getattr__(self, name):
+        return getattr(self._acc, name)
+
+    def __enter__(self):
+        self._acc.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._acc.__exit__(*exc)
+
+    def process(self, frame):
+        out = self._acc.process(frame)
+        self.frames.append(out.copy())
+        return out
+
+
+def first_difference(a_frames, b_frames):
+    """'' when equal, else where the first difference is (frame, x, y, one value, other)."""
+    if len(a_frames) != len(b_frames):
+        return f"{len(a_frames)} frames against {len(b_frames)}"
+    for k, (a, b) in enumerate(zip(a_frames, b_frames)):
+        bad = np.argwhere((a != b).any(axis=2))
+        if len(bad):
+            y, x = bad[0]
+            return (f"frame {k}, x {x}, y {y}: {tuple(int(v) for v in a[y, x])} against "
+                    f"{tuple(int(v) for v in b[y, x])}")
+    return ""
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--out", default="build/demo", help="output folder")
+    parser.add_argument("--frames", type=int, default=24, help="length of the sample clip")
+    parser.add_argument("--source", choices=["auto", "astronaut", "video"], default="auto",
+                        help=f"auto: {DEV_VIDEO} when present, else the astronaut")
     args = parser.parse_args(argv)
 
-    import cv2
+    import av
 
     import obscura
-    # Half size (256 x 256, the face about 66 px): the whole pipeline simulates at a few
-    # hundred thousand clocks a second, and a frame's analysis takes millions of clocks.
-    frame = np.ascontiguousarray(cv2.resize(astronaut_bgr(), (256, 256),
-                                            interpolation=cv2.INTER_AREA))
-    modes = [("mosaic", "ellipse"), ("blur", "ellipse"), ("solid", "box")]
-    results = {}
-    for backend in ("sim", "model"):
-        with obscura.open(backend) as acc:
-            acc.configure(block=16, color=(40, 40, 40))
-            t0 = time.time()
-            # Frames 0 and 1 come out filled (the chip fails closed until the detector has
-            # analysed a frame); from frame 2 on, the detections of the same photo apply.
-            acc.process(frame)
-            acc.process(frame)
-            outs = []
-            for mode, shape in modes:
-                acc.configure(mode=mode, shape=shape)
-                outs.append(acc.process(frame))
-            results[backend] = outs
-            seconds = time.time() - t0
-            stats = acc.stats
-            print(f"{backend:5s}: {len(modes) + 2} frames of {frame.shape[1]}x{frame.shape[0]} "
-                  f"in {seconds:.1f} s; tracked faces {acc.boxes}; {stats}")
-    for (mode, _), out_sim, out_model in zip(modes, results["sim"], results["model"]):
-        exact = bool((out_sim == out_model).all())
-        print(f"{mode:6s}: RTL output bit-exact with the model: {exact}")
-        if not exact:
-            print("error: the RTL differs from the model", file=sys.stderr)
-            return 1
-        write_png_atomic(Path(args.out) / f"output-{mode}.png", out_sim)
-    write_png_atomic(Path(args.out) / "input.png", frame)
-    side = np.concatenate([frame] + results["sim"], axis=1)
-    write_png_atomic(Path(args.out) / "side-by-side.png", side)
-    print(f"wrote {args.out}/input.png, output-*.png and side-by-side.png "
-          f"(input | mosaic | blur | solid), all through the whole RTL pipeline")
+
+    from .cli import build_parser, cmd_anonymize
+    from .errors import ObscuraError
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    video = DEV_VIDEO if args.source == "video" or (
+        args.source == "auto" and DEV_VIDEO.exists()) else None
+    if video is not None and not video.exists():
+        print(f"error: {video} not found (use --source astronaut)", file=sys.stderr)
+        return 2
+    clip = out / "sample.mp4"
+    fd, tmp = tempfile.mkstemp(suffix=".mp4", dir=out, prefix=".sample-")
+    os.close(fd)
+    try:
+        frames = sample_clip(tmp, n=args.frames, video=video)
+        os.replace(tmp, clip)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    what = f"frames 100-{100 + args.frames - 1} of {video.name}" if video else "the astronaut"
+    print(f"sample clip {clip}: {len(frames)} frames of {frames[0].shape[1]}x"
+          f"{frames[0].shape[0]} with audio ({what})", flush=True)
+
+    # The main job, exactly as a user runs it: the RTL (sim backend), with an audit report;
+    # then the numpy model on the same clip. The frames each backend returns are compared,
+    # not the encoded files: FFmpeg's first encode in a process can differ from later ones by
+    # a least significant bit after decoding.
+    anon, report = out / "anonymized.mp4", out / "report.json"
+    print("obscura anonymize through the Verilator model of the whole RTL pipeline "
+          "(the first run builds it: a few minutes)", flush=True)
+    outputs = {}
+    with tempfile.TemporaryDirectory(dir=out, prefix=".model-") as scratch:
+        for backend, dest in (("sim", anon), ("model", Path(scratch) / "anonymized.mp4")):
+            argv = ["anonymize", str(clip), "-o", str(dest), "--backend", backend,
+                    "--overwrite"] + (["--report", str(report)] if backend == "sim" else ["-q"])
+            args_cli = build_parser().parse_args(argv)
+            acc = Recording(obscura.open(backend, cascade=args_cli.cascade))
+            try:
+                if cmd_anonymize(args_cli, accelerator=acc) != 0:
+                    return 1
+            except ObscuraError as exc:
+                print(f"obscura: error: {exc}", file=sys.stderr)
+                return 1
+            outputs[backend] = acc.frames
+    got = outputs["sim"]
+    diff = first_difference(got, outputs["model"])
+    if diff:
+        print(f"error: the RTL's output differs from the model's: {diff}", file=sys.stderr)
+        return 1
+    with av.open(str(anon)) as c:
+        audio = [s for s in c.streams if s.type == "audio"]
+        seconds = float(c.duration / 1e6) if c.duration else None
+    record = json.loads(report.read_text())["inputs"][0]
+    faces = record["boxes_per_frame"]
+    k = len(got) - 1                                    # a frame with the tracker settled
+    with av.open(str(clip)) as c:                       # the frame as it entered the chip
+        entered = [f.to_ndarray(format="bgr24") for f in c.decode(video=0)][k]
+    side = np.concatenate([entered, got[k]], axis=1)
+    write_png_atomic(out / "side-by-side.png", side)
+    print(f"RTL output identical to the model's on all {len(got)} frames; audio "
+          f"{'kept' if audio else 'MISSING'}; {seconds:.2f} s; faces per frame {faces}; "
+          f"fail-closed frames {[f['frame'] for f in record['fail_closed_frames']]}")
+    print(f"wrote {anon} (anonymized, with audio), {report} (audit record, no pixels) and "
+          f"{out / 'side-by-side.png'} (input | output, frame {k})")
     return 0
 
 

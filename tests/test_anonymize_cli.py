@@ -1,7 +1,6 @@
 """`obscura anonymize` and the host API on real media (model backend: the sim backend runs the
 same through the RTL and is covered by its own test)."""
 
-import fractions
 
 import av
 import cv2
@@ -12,6 +11,7 @@ import obscura
 from conftest import SHARED
 from obscura.cli import main
 from obscura.evaluate import iou
+from obscura.samples import sample_clip
 
 PHOTO = SHARED / "faces-dlib" / "2008_002506.jpg"
 VIDEO = SHARED / "video" / "hamilton-640x360.mp4"
@@ -20,36 +20,8 @@ VIDEO = SHARED / "video" / "hamilton-640x360.mp4"
 def make_clip(path, n=12, start=100):
     """A short real clip with audio: frames start..start+n of the dev video, re-encoded, with
     the opening stretch of its audio (copied) and a GPS-like metadata tag."""
-    with av.open(str(VIDEO)) as inp, av.open(str(path), "w") as out:
-        out.metadata["location"] = "+48.8582+002.2945/"
-        vin, ain = inp.streams.video[0], inp.streams.audio[0]
-        vout = out.add_stream("libx264", rate=vin.average_rate)
-        vout.width, vout.height, vout.pix_fmt = vin.width, vin.height, "yuv420p"
-        aout = out.add_stream_from_template(ain)
-        frames = []
-        for k, f in enumerate(inp.decode(vin)):
-            if k >= start:
-                frames.append(f.to_ndarray(format="rgb24"))
-            if len(frames) == n:
-                break
-        for i, rgb in enumerate(frames):
-            vf = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            vf.pts, vf.time_base = i, fractions.Fraction(1, 1) / vin.average_rate
-            for p in vout.encode(vf):
-                out.mux(p)
-        for p in vout.encode():
-            out.mux(p)
-        seconds = n / float(vin.average_rate)
-        with av.open(str(VIDEO)) as again:          # a fresh demuxer: seek(0) lands late
-            packets = list(again.demux(again.streams.audio[0]))
-        for packet in packets:
-            if packet.dts is None:
-                continue
-            if packet.pts * packet.time_base > seconds:
-                break
-            packet.stream = aout
-            out.mux(packet)
-    return frames
+    return sample_clip(path, n=n, size=None, video=VIDEO, start=start,
+                       metadata={"location": "+48.8582+002.2945/"})
 
 
 @pytest.fixture()
@@ -176,3 +148,23 @@ def test_existing_output_needs_overwrite_and_report_is_written(tmp_path, shared_
     assert main(args) == 1 and out.read_bytes() == first       # refused, untouched
     assert main(args + ["--overwrite", "--mode", "solid"]) == 0
     assert out.read_bytes() != first
+
+
+def test_the_quick_start_sample_clip_keeps_its_sound_through_anonymization(tmp_path):
+    """The clip a fresh clone's quick start makes (no shared data): the astronaut panned and
+    zoomed with a tone; anonymized, it keeps its frames, rate and audio, and the face is hidden
+    once the detector has vouched for a frame."""
+    clip, out = tmp_path / "sample.mp4", tmp_path / "anon.mp4"
+    frames = sample_clip(clip, n=8)
+    report = tmp_path / "run.json"
+    assert main(["anonymize", str(clip), "-o", str(out), "--backend", "model", "-q",
+                 "--report", str(report)]) == 0
+    with av.open(str(clip)) as a, av.open(str(out)) as b:
+        assert b.streams.video[0].frames == a.streams.video[0].frames == len(frames) == 8
+        assert b.streams.video[0].average_rate == a.streams.video[0].average_rate == 24
+        assert [s.type for s in b.streams] == ["video", "audio"]
+        assert abs(b.streams.audio[0].duration * b.streams.audio[0].time_base - 8 / 24) < 0.05
+    import json
+    record = json.loads(report.read_text())["inputs"][0]
+    assert record["boxes_per_frame"][2:] == [1] * 6, record["boxes_per_frame"]
+    assert [f["frame"] for f in record["fail_closed_frames"]] == [0, 1]
