@@ -79,12 +79,26 @@ class Anonymizer(wiring.Component):
                      pix.r.eq(self.s_axis_tdata[16:24]), pix.first.eq(self.s_axis_tuser),
                      pix.last.eq(self.s_axis_tlast), self.s_axis_tready.eq(fifo.w_rdy)]
         accept = self.s_axis_tvalid & fifo.w_rdy
-        m.d.comb += [fifo.w_data.eq(Cat(pix, now)), fifo.w_en.eq(accept),
-                     det.valid.eq(accept), det.pixel.eq(pix)]
-        out = data.View(entry, fifo.r_data)
-        aged = (now - out.ts)[:TS_BITS] >= self.delay
-        m.d.comb += [mask.i.payload.eq(out.pixel), mask.i.valid.eq(fifo.r_rdy & aged),
-                     fifo.r_en.eq(mask.i.ready & aged)]
+        m.d.comb += [fifo.w_data.eq(Cat(pix, now)), fifo.w_en.eq(accept)]
+        # Timing: the detector sees each pixel a clock later, from registers (its luma
+        # multipliers would otherwise sit behind whatever drives the input, e.g. the board's
+        # source multiplexer).
+        m.d.sync += [det.valid.eq(accept), det.pixel.eq(pix)]
+        # The delay line's head is taken into a register before the mask unit: the FIFO's
+        # block RAM output and its multiplexer never feed the mask's ready logic in the same
+        # clock. A pixel waits there until it is `delay` clocks old, as it waited at the FIFO's
+        # head before: latency and throughput are unchanged.
+        head = Signal(entry)
+        head_valid = Signal()
+        aged = (now - head.ts)[:TS_BITS] >= self.delay
+        take = mask.i.valid & mask.i.ready
+        load = fifo.r_rdy & (~head_valid | take)
+        m.d.comb += [mask.i.payload.eq(head.pixel), mask.i.valid.eq(head_valid & aged),
+                     fifo.r_en.eq(load)]
+        with m.If(load):
+            m.d.sync += [head.eq(fifo.r_data), head_valid.eq(1)]
+        with m.Elif(take):
+            m.d.sync += head_valid.eq(0)
         connect_axis_out(m, mask.o, self)
 
         # Detector -> tracker; the tracker learns when the mask unit starts a frame.

@@ -107,9 +107,14 @@ class SCCBWriter(wiring.Component):
         scl, sda = Signal(init=1), Signal(init=1)
         m.d.comb += [self.scl_oe.eq(~scl), self.sda_oe.eq(~sda)]
         shift = Signal(32)
-        nbit = Signal(range(37))            # 4 x 9 bit slots
+        # Timing: the bit position is a byte count and a slot in the byte (9 with the
+        # acknowledge), and a pause counts milliseconds and clocks within one: no modulo by 9
+        # and no multiplier between a register and the next state.
+        nbyte = Signal(2)
+        slot = Signal(range(9))
         phase = Signal(2)
-        wait = Signal(range(max(2, 65536 * self.clocks_per_ms)))
+        wait_ms = Signal(16)
+        wait_clk = Signal(range(max(2, self.clocks_per_ms)))
         first_ack = Signal()
 
         with m.FSM():
@@ -117,18 +122,21 @@ class SCCBWriter(wiring.Component):
                 with m.If(index == len(words)):
                     m.next = "DONE"
                 with m.Elif(word[24]):
-                    m.d.sync += wait.eq(word[8:24] * self.clocks_per_ms)
+                    m.d.sync += [wait_ms.eq(word[8:24]), wait_clk.eq(self.clocks_per_ms - 1)]
                     m.next = "PAUSE"
                 with m.Else():
                     m.d.sync += [shift.eq(Cat(word[0:8], word[8:16], word[16:24],
                                               Const(self.device << 1, 8))),
-                                 nbit.eq(0), phase.eq(0)]
+                                 nbyte.eq(0), slot.eq(0), phase.eq(0)]
                     m.next = "START"
             with m.State("PAUSE"):
-                m.d.sync += wait.eq(wait - 1)
-                with m.If(wait == 0):
-                    m.d.sync += index.eq(index + 1)
-                    m.next = "LOAD"
+                # `ms` milliseconds (and a clock): the sub-millisecond count restarts per ms.
+                m.d.sync += wait_clk.eq(wait_clk - 1)
+                with m.If(wait_clk == 0):
+                    m.d.sync += [wait_clk.eq(self.clocks_per_ms - 1), wait_ms.eq(wait_ms - 1)]
+                    with m.If(wait_ms == 0):
+                        m.d.sync += index.eq(index + 1)
+                        m.next = "LOAD"
             with m.State("START"):
                 # SDA falls while SCL is high, then SCL falls.
                 with m.If(tick):
@@ -143,7 +151,7 @@ class SCCBWriter(wiring.Component):
                         with m.Case(3):
                             m.next = "BIT"
             with m.State("BIT"):
-                ack_slot = nbit.as_unsigned() % 9 == 8
+                ack_slot = slot == 8
                 with m.If(tick):
                     m.d.sync += phase.eq(phase + 1)
                     with m.Switch(phase):
@@ -152,14 +160,16 @@ class SCCBWriter(wiring.Component):
                         with m.Case(1):
                             m.d.sync += scl.eq(1)
                         with m.Case(2):
-                            with m.If(ack_slot & (nbit == 8)):
+                            with m.If(ack_slot & (nbyte == 0)):
                                 m.d.sync += first_ack.eq(~self.sda_i)
                         with m.Case(3):
-                            m.d.sync += [scl.eq(0), nbit.eq(nbit + 1)]
+                            m.d.sync += [scl.eq(0), slot.eq(slot + 1)]
                             with m.If(~ack_slot):
                                 m.d.sync += shift.eq(shift << 1)
-                            with m.If(nbit == 35):
-                                m.next = "STOP"
+                            with m.Else():
+                                m.d.sync += [slot.eq(0), nbyte.eq(nbyte + 1)]
+                                with m.If(nbyte == 3):
+                                    m.next = "STOP"
             with m.State("STOP"):
                 # SDA low, SCL rises, then SDA rises while SCL is high.
                 with m.If(tick):

@@ -7,9 +7,9 @@ Adds to the board core (`obscura.hw.camera_board.CameraBoard`) what only a real 
   camera's XCLK (CLKOS2); the camera's PCLK pin clocks the `cam` domain. Resets come from the
   PLL's lock, synchronised into each domain.
 * DVI: each channel's 10-bit symbol is taken into the `tmds` domain once per pixel (a toggle
-  from the pixel domain, synchronised, marks the load) and shifted out two bits per `tmds`
-  clock through ODDRX1F (Amaranth's `io.DDRBuffer`), least significant bit first; the clock
-  channel sends 0b0000011111 (the pixel clock).
+  from the pixel domain, synchronised, marks the load; the strobe is registered per channel)
+  and shifted out two bits per `tmds` clock through ODDRX1F (Amaranth's `io.DDRBuffer`), least
+  significant bit first; the clock channel sends 0b0000011111 (the pixel clock).
 * pins: the camera as a named connector resource (`ov5640_resource`, easy to move), SCCB
   open drain with pull-ups, PWDN low and RESET high; LEDs and the FIRE buttons.
 
@@ -122,12 +122,17 @@ class ULX3STop(wiring.Component):
         toggle_t, toggle_prev = Signal(), Signal()
         m.submodules.toggle_sync = FFSynchronizer(toggle, toggle_t, o_domain="tmds")
         m.d.tmds += toggle_prev.eq(toggle_t)
-        load = toggle_t ^ toggle_prev
         words = [core.tmds_b, core.tmds_g, core.tmds_r, Const(0b0000011111, 10)]
         ports = [hdmi.d[0], hdmi.d[1], hdmi.d[2], hdmi.clk]
         for i, (word, port) in enumerate(zip(words, ports)):
             hold = Signal(10, name=f"tmds{i}_word")
             m.d.sync += hold.eq(word)
+            # Timing (370 MHz): the load strobe is registered, one copy per channel (kept
+            # apart by `keep`), so no XOR and no 40-way fan-out sits between two tmds
+            # registers. It comes a tmds clock later than the toggle shows: 3 of the 5 clocks
+            # after the pixel edge, while `hold` is stable.
+            load = Signal(name=f"tmds{i}_load", attrs={"keep": 1})
+            m.d.tmds += load.eq(toggle_t ^ toggle_prev)
             shift = Signal(10, name=f"tmds{i}_shift")
             with m.If(load):
                 m.d.tmds += shift.eq(hold)
