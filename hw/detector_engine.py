@@ -515,9 +515,16 @@ class CascadeEngine(wiring.Component):
         leaves = Signal(12)
         e5_valid = Signal()
         m.d.sync += e5_valid.eq(0)
+        # Timing: both possible sums are formed beside the comparison and the comparison
+        # picks one (carry select), so its carry chain and the adder's are not in series.
+        # `keep` stops Yosys from sharing the two adders behind a multiplexer again.
+        sum_left = Signal(signed(STAGE_BITS), attrs={"keep": 1})
+        sum_right = Signal(signed(STAGE_BITS), attrs={"keep": 1})
+        m.d.comb += [sum_left.eq(stage_sum + e4_node.left.leaf),
+                     sum_right.eq(stage_sum + e4_node.right.leaf)]
         with m.If(leaf_event):
-            m.d.sync += [stage_sum.eq(stage_sum + child.leaf), leaves.eq(leaves + 1),
-                         e5_valid.eq(1)]
+            m.d.sync += [stage_sum.eq(Mux(lhs < rhs, sum_left, sum_right)),
+                         leaves.eq(leaves + 1), e5_valid.eq(1)]
         verdict = e5_valid & (leaves == stage_count)
         passed = stage_sum >= stage_thr
 
