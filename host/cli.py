@@ -56,6 +56,21 @@ def cmd_detect(args):
                                   threshold_offset=args.threshold_offset, min_size=args.min_size)
     except ValueError as exc:
         raise ObscuraError(f"{exc}; see `obscura detect --help`") from None
+    sims = {}
+
+    def detect_rtl(rgb, params):
+        """The detector RTL (Verilator), one model per frame size and settings."""
+        from obscura.sim.detector_sim import DetectorSim
+        key = (rgb.shape[:2], params)
+        if key not in sims:
+            sims[key] = DetectorSim(rgb.shape[1], rgb.shape[0], cascade, params)
+        result, _, _ = sims[key].run_frame(rgb)
+        if not result.analysed or result.overflow:
+            raise ObscuraError(f"the detector RTL did not analyse this frame completely "
+                               f"(analysed {result.analysed}, cluster overflow "
+                               f"{result.overflow}); try --backend model")
+        return result.boxes
+
     failed = 0
     for source in args.inputs:
         try:
@@ -63,7 +78,10 @@ def cmd_detect(args):
                 h, w = rgb.shape[:2]
                 d = auto_downscale(w) if args.downscale == "auto" else int(args.downscale)
                 params = replace(settings, downscale=d)
-                boxes = detect(rgb, cascade, params).boxes
+                if args.backend == "sim":
+                    boxes = detect_rtl(rgb, params)
+                else:
+                    boxes = detect(rgb, cascade, params).boxes
                 record = {"source": str(source), "frame": n, "width": w, "height": h,
                           "boxes": [list(map(int, b)) for b in boxes]}
                 if args.json:
@@ -266,8 +284,9 @@ def build_parser():
                        help="print the faces the detector finds in images and video frames")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files")
     p.add_argument("--json", action="store_true", help="one JSON object per frame and line")
-    p.add_argument("--backend", default="model", choices=["model"],
-                   help="the numpy model (the RTL detector backend comes with the engine)")
+    p.add_argument("--backend", default="model", choices=["model", "sim"],
+                   help="model: the numpy model; sim: the detector's RTL in Verilator (built "
+                        "per frame size on first use; the same boxes, slower)")
     _detector_args(p)
     p.set_defaults(func=cmd_detect)
 

@@ -55,6 +55,21 @@ def test_detect_json_on_a_real_photo(capsys, astronaut_png):
     assert box[0] >= x0 and box[1] >= y0 and box[2] <= x1 and box[3] <= y1
 
 
+def test_detect_on_the_rtl_gives_the_models_boxes(capsys, tmp_path):
+    """`detect --backend sim` runs the detector's RTL (Verilator; the 160x120 build the
+    detector tests use) and finds the model's box on a real face."""
+    img = cv2.resize(astronaut_rgb(), (320, 320), interpolation=cv2.INTER_AREA)[5:125, 60:220]
+    path = tmp_path / "face.png"
+    cv2.imwrite(str(path), np.ascontiguousarray(img[..., ::-1]))
+    args = ["detect", "--json", "--cascade", "frontalface_alt", "--downscale", "2", str(path)]
+    boxes = {}
+    for backend in ("model", "sim"):
+        code, out, err = run(capsys, *args, "--backend", backend)
+        assert code == 0, err
+        boxes[backend] = json.loads(out)["boxes"]
+    assert boxes["sim"] == boxes["model"] and len(boxes["model"]) == 1, boxes
+
+
 def test_detect_every_video_frame(capsys, short_clip):
     code, out, _ = run(capsys, "detect", "--json", str(short_clip))
     records = [json.loads(line) for line in out.splitlines()]
