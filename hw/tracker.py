@@ -90,7 +90,10 @@ class Tracker(wiring.Component):
         matched = Signal(n)
 
         rec = self.records.payload
-        ready_for_frame = (latches - nres) >= 2   # frame nres + 1 has started in the mask
+        # Frame nres + 1 has started in the mask. Both counters wrap at 256: their distance
+        # is taken modulo 256 (a plain difference is signed and stayed negative for 256
+        # frames after the wrap, failing every frame closed from frame 256 on).
+        ready_for_frame = (latches - nres)[:8] >= 2
 
         # Every pass over the slots is a pipeline, one slot a clock: the slot is read into
         # `cur` (a 32-way multiplexer, its own clock), its arithmetic is registered stage by
