@@ -131,9 +131,11 @@ class ULX3STop(wiring.Component):
             # apart by `keep`), so no XOR and no 40-way fan-out sits between two tmds
             # registers. It comes a tmds clock later than the toggle shows: 3 of the 5 clocks
             # after the pixel edge, while `hold` is stable.
-            load = Signal(name=f"tmds{i}_load", attrs={"keep": 1})
+            # No reset on the serialiser's data path: the routed build's worst TMDS path was
+            # the reset's fan-out into these registers (234 MHz of 370).
+            load = Signal(name=f"tmds{i}_load", attrs={"keep": 1}, reset_less=True)
             m.d.tmds += load.eq(toggle_t ^ toggle_prev)
-            shift = Signal(10, name=f"tmds{i}_shift")
+            shift = Signal(10, name=f"tmds{i}_shift", reset_less=True)
             with m.If(load):
                 m.d.tmds += shift.eq(hold)
             with m.Else():
