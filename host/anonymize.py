@@ -2,9 +2,10 @@
 
 Privacy rules: inputs are never overwritten; outputs are written to a temporary file next to
 the destination and renamed into place only when complete (an interrupted or failed run leaves
-no partial output); still images lose their EXIF (OpenCV writes none) and videos their container
-metadata (GPS, creation time, device tags) unless `keep_metadata`; no frame is written anywhere
-else.
+no partial output; a video that breaks off gives the frames before the break, as a complete
+file, and an error that says so); still images lose their EXIF (OpenCV writes none) and videos
+their container metadata (GPS, creation time, device tags) unless `keep_metadata`; no frame is
+written anywhere else.
 """
 
 import os
@@ -12,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .errors import InputError, ObscuraError
+from .errors import InputError, ObscuraError, TruncatedVideoError
 from .media import IMAGE_EXTENSIONS
 
 __all__ = ["anonymize_path", "VIDEO_EXTENSIONS", "plan"]
@@ -69,7 +70,7 @@ def plan(inputs, output):
 def anonymize_path(acc, src, dest, keep_metadata=False, keep_audio=True, codec="libx264",
                    crf=18, progress=None):
     """Anonymize one image or video file into `dest` (atomically). `progress(done, total)` is
-    called after each video frame (`total`: the container's frame count, None if unknown)."""
+    called after each video frame (`total`: the frames the file announces, None if unknown)."""
     src, dest = Path(src), Path(dest)
     ext = src.suffix.lower()
     if ext in IMAGE_EXTENSIONS:
@@ -105,18 +106,21 @@ def _video(acc, src, dest, keep_metadata, keep_audio, codec, crf, progress):
     except (av.error.FFmpegError, OSError) as exc:
         raise InputError(f"{src}: not a readable video ({exc}); nothing written") from exc
     tmp = _atomic_target(dest)
-    done = 0
+    done, broken = 0, None
     try:
         with inp:
             if not inp.streams.video:
                 raise InputError(f"{src}: no video stream")
             vin = inp.streams.video[0]
-            total = vin.frames or None
+            rate = vin.average_rate or vin.guessed_rate or 30
+            # Frames the file announces (its index, or its header's duration): fewer decoded
+            # means it was cut short.
+            total = vin.frames or (round(float(inp.duration / 1e6 * rate)) if inp.duration
+                                   else None)
             ain = inp.streams.audio[0] if keep_audio and inp.streams.audio else None
             with av.open(str(tmp), "w", format=_container_format(dest)) as out:
                 if keep_metadata:
                     out.metadata.update(inp.metadata)
-                rate = vin.average_rate or vin.guessed_rate or 30
                 vout = out.add_stream(codec, rate=rate)
                 vout.width, vout.height = vin.codec_context.width, vin.codec_context.height
                 vout.pix_fmt = "yuv420p"
@@ -124,30 +128,44 @@ def _video(acc, src, dest, keep_metadata, keep_audio, codec, crf, progress):
                 vout.options = {"crf": str(crf)} if codec in ("libx264", "libx265") else {}
                 aout = out.add_stream_from_template(ain) if ain is not None else None
                 streams = [vin] + ([ain] if ain is not None else [])
-                for packet in inp.demux(streams):
-                    if packet.stream is vin:
-                        try:
-                            frames = packet.decode()
-                        except av.error.FFmpegError as exc:
-                            raise InputError(f"{src}: corrupt video data at frame {done} "
-                                             f"({exc}); nothing written") from exc
-                        for frame in frames:
-                            bgr = acc.process(frame.to_ndarray(format="bgr24"))
-                            vf = av.VideoFrame.from_ndarray(bgr, format="bgr24")
-                            vf.pts, vf.time_base = frame.pts, frame.time_base
-                            for p in vout.encode(vf):
-                                out.mux(p)
-                            done += 1
-                            if progress:
-                                progress(done, total)
-                    elif aout is not None and packet.dts is not None:
+                packets = inp.demux(streams)
+                while True:
+                    try:
+                        packet = next(packets, None)
+                        frames = packet.decode() if packet is not None and \
+                            packet.stream is vin else []
+                    except av.error.FFmpegError as exc:
+                        broken = exc            # keep what decoded before it
+                        break
+                    if packet is None:
+                        break
+                    for frame in frames:
+                        bgr = acc.process(frame.to_ndarray(format="bgr24"))
+                        vf = av.VideoFrame.from_ndarray(bgr, format="bgr24")
+                        vf.pts, vf.time_base = frame.pts, frame.time_base
+                        for p in vout.encode(vf):
+                            out.mux(p)
+                        done += 1
+                        if progress:
+                            progress(done, total)
+                    if aout is not None and packet.stream is not vin and \
+                            packet.dts is not None:
                         packet.stream = aout
                         out.mux(packet)
+                if broken is not None and done == 0:
+                    raise InputError(f"{src}: corrupt video data before any frame ({broken}); "
+                                     f"nothing written")
                 for p in vout.encode():
                     out.mux(p)
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
+    if broken is not None or (total and done < total - 1):
+        why = f"corrupt video data ({broken})" if broken is not None else (
+            f"the file announces {total} frames but ends after {done}")
+        raise TruncatedVideoError(
+            f"{src}: {why}: the {done} frame(s) before it were anonymized into {dest}; the "
+            f"rest could not be read", dest, done)
     return done
 
 

@@ -9,7 +9,7 @@ import json
 import sys
 
 from . import __version__
-from .errors import ObscuraError
+from .errors import ObscuraError, TruncatedVideoError
 
 __all__ = ["main"]
 
@@ -182,6 +182,11 @@ def cmd_anonymize(args, accelerator=None):
                 if not args.quiet:
                     print(f"{src} -> {dest}: {n} frame(s)", file=sys.stderr, flush=True)
                 records.append(_audit_record(src, dest, acc.frame_log[start:]))
+            except TruncatedVideoError as exc:     # what decoded was written: say so, count it
+                print(f"obscura: error: {exc}", file=sys.stderr, flush=True)
+                records.append({**_audit_record(src, dest, acc.frame_log[start:]),
+                                "error": str(exc)})
+                failed += 1
             except ObscuraError as exc:
                 print(f"\nobscura: error: {exc}", file=sys.stderr, flush=True)
                 records.append({"input": str(src), "error": str(exc)})

@@ -1,6 +1,6 @@
 """One exception hierarchy; every message says what to do next."""
 
-__all__ = ["ObscuraError", "ToolchainError", "InputError"]
+__all__ = ["ObscuraError", "ToolchainError", "InputError", "TruncatedVideoError"]
 
 
 class ObscuraError(Exception):
@@ -14,3 +14,12 @@ class ToolchainError(ObscuraError):
 
 class InputError(ObscuraError, ValueError):
     """An input (image, video, setting) cannot be used as given."""
+
+
+class TruncatedVideoError(InputError):
+    """A video broke off or held corrupt data after some frames: those frames were anonymized
+    and written (`output`, `frames`); the rest could not be read."""
+
+    def __init__(self, message, output, frames):
+        super().__init__(message)
+        self.output, self.frames = output, frames

@@ -168,3 +168,22 @@ def test_the_quick_start_sample_clip_keeps_its_sound_through_anonymization(tmp_p
     record = json.loads(report.read_text())["inputs"][0]
     assert record["boxes_per_frame"][2:] == [1] * 6, record["boxes_per_frame"]
     assert [f["frame"] for f in record["fail_closed_frames"]] == [0, 1]
+
+
+def test_a_video_cut_short_keeps_the_frames_before_the_cut(tmp_path):
+    """A recording cut off (a dashcam losing power): the frames that decode are anonymized and
+    written as a complete file, and the command says what was lost (exit code 1, report)."""
+    clip, out, report = tmp_path / "cut.mkv", tmp_path / "anon.mkv", tmp_path / "run.json"
+    sample_clip(clip, n=24)
+    data = clip.read_bytes()
+    clip.write_bytes(data[: len(data) * 6 // 10])
+    code = main(["anonymize", str(clip), "-o", str(out), "--backend", "model", "-q",
+                 "--report", str(report)])
+    assert code == 1
+    with av.open(str(out)) as c:
+        kept = sum(1 for _ in c.decode(video=0))
+    assert 2 <= kept < 24
+    import json
+    (record,) = json.loads(report.read_text())["inputs"]
+    assert record["frames"] == kept and "anonymized into" in record["error"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
