@@ -62,19 +62,6 @@ class Recording:
         return out
 
 
-def first_difference(a_frames, b_frames):
-    """'' when equal, else where the first difference is (frame, x, y, one value, other)."""
-    if len(a_frames) != len(b_frames):
-        return f"{len(a_frames)} frames against {len(b_frames)}"
-    for k, (a, b) in enumerate(zip(a_frames, b_frames)):
-        bad = np.argwhere((a != b).any(axis=2))
-        if len(bad):
-            y, x = bad[0]
-            return (f"frame {k}, x {x}, y {y}: {tuple(int(v) for v in a[y, x])} against "
-                    f"{tuple(int(v) for v in b[y, x])}")
-    return ""
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -90,6 +77,8 @@ def main(argv=None):
 
     from .cli import build_parser, cmd_anonymize
     from .errors import ObscuraError
+    from .hw.mask_model import frames_to_stream
+    from .sim.compare import mismatch_report
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     video = DEV_VIDEO if args.source == "video" or (
@@ -132,7 +121,9 @@ def main(argv=None):
                 return 1
             outputs[backend] = acc.frames
     got = outputs["sim"]
-    diff = first_difference(got, outputs["model"])
+    # The project's comparison (frame, x, y, expected, got), as the tests report it.
+    expected, first, last = frames_to_stream(outputs["model"])
+    diff = mismatch_report(expected, frames_to_stream(got)[0], first, last)
     if diff:
         print(f"error: the RTL's output differs from the model's: {diff}", file=sys.stderr)
         return 1
