@@ -850,7 +850,7 @@ def _board_sim_frames(width, height, frames, **kw):
     shown, problems, info = sim.run(frames)
     seconds = time.perf_counter() - t0
     model = PipelineModel(width, height, kw.get("cascade", "frontalface_alt"), kw.get("params"),
-                          min_block=sim.min_block)
+                          min_block=sim.min_block, detect_every=sim.detect_every)
     expected = model.process_frames([rgb565_quantize(f) for f in frames], PipelineConfig())
     matched = sum(int(a.shape == b.shape and (a == b).all()) for a, b in zip(expected, shown))
     return matched, len(frames), {"problems": problems[:5], "frames_shown": len(shown),
@@ -866,17 +866,17 @@ def bench_ulx3s(quick):
 
     sys.path.insert(0, str(ROOT / "bitstreams" / "ulx3s-85f"))
     res = {"command": "make bench (bench/run.py: bench_ulx3s); make bitstream BOARD=ulx3s-85f"}
-    native = video_frames_native(104)
+    native = video_frames_native(106)
     if native:
         small = [np.ascontiguousarray(cv2.resize(f, (160, 120), interpolation=cv2.INTER_AREA))
-                 for f in native[100:104]]
-        source = "../shared/data/video frames 100-103"
+                 for f in native[100:106]]
+        source = "../shared/data/video frames 100-105"
     else:
         from obscura.samples import astronaut_bgr
         img = np.ascontiguousarray(astronaut_bgr()[..., ::-1])
         small = [np.ascontiguousarray(cv2.resize(np.roll(img, 4 * k, axis=1), (160, 120),
                                                  interpolation=cv2.INTER_AREA))
-                 for k in range(4)]
+                 for k in range(6)]
         source = "astronaut photo, shifted"
     m, n, info = _board_sim_frames(160, 120, small)
     res["sim_small"] = {"geometry": "160x120 (CI)", "frames": source, "matched": m,
@@ -891,8 +891,10 @@ def bench_ulx3s(quick):
         from obscura.hw.camera_board import BOARD_DETECTOR
         from obscura.hw.ov5640 import OV5640_HTS
         from obscura.sim.board_sim import CameraTiming
-        frames = video_frames_720p(104)
-        frames = frames[100:104] if frames else [cv2.resize(f, (1280, 720)) for f in small]
+        # Six frames: the board analyses every third frame, so frames 0 .. 3 are filled and
+        # 4, 5 masked with frame 0's analysis.
+        frames = video_frames_720p(106)
+        frames = frames[100:106] if frames else [cv2.resize(f, (1280, 720)) for f in small]
         cam = CameraTiming(pclk_hz=PCLK_HZ, h_blank=2 * OV5640_HTS - 2 * 1280, v_front=2,
                            v_sync=4, v_back=14)
         m, n, info = _board_sim_frames(1280, 720, frames, timing=TIMING,

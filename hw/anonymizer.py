@@ -38,19 +38,22 @@ class Anonymizer(wiring.Component):
     """AXI4-Stream video in/out (`s_axis_*`, `m_axis_*`), register bus `reg_*`; `width` x
     `height` is the frame size the detector analyses (other sizes are not vouched);
     `min_block`: the mask unit's smallest block (`MaskUnit`); `grouper_lut_ram`: the
-    detector's grouper in LUT RAM (`Grouper`), for a device short of block RAM."""
+    detector's grouper in LUT RAM (`Grouper`), for a device short of block RAM;
+    `detect_every`: the detector analyses every this many frames (`Detector`'s `every`), each
+    analysis masking the `detect_every` frames after the next one analysed."""
 
     def __init__(self, width=1280, height=720, cascade="frontalface_default", params=None,
                  num_slots=32, num_zones=8, max_detections=32, delay=DELAY,
-                 min_block=BLOCK_SIZES[0], grouper_lut_ram=False):
+                 min_block=BLOCK_SIZES[0], grouper_lut_ram=False, detect_every=1):
         self.width, self.height = width, height
         self.min_block = min_block
         self.params = params or DetectorParams()
         self.num_slots, self.num_zones, self.delay = num_slots, num_zones, delay
         self.max_detections = max_detections
         self.registers = anonymizer_register_map(num_slots, num_zones)
+        self.detect_every = detect_every
         self._detector = Detector(width, height, cascade, self.params,
-                                  grouper_lut_ram=grouper_lut_ram)
+                                  grouper_lut_ram=grouper_lut_ram, every=detect_every)
         members = axis_ports()
         members.update({f"reg_{name}": member
                         for name, member in In(bus_signature()).signature.members.items()})
@@ -64,7 +67,7 @@ class Anonymizer(wiring.Component):
         v, inputs = regs.values, regs.inputs
         m.submodules.detector = det = self._detector
         m.submodules.tracker = trk = Tracker(self.width, self.height, self.num_slots,
-                                             self.max_detections)
+                                             self.max_detections, self.detect_every)
         m.submodules.mask = mask = MaskUnit(Geometry(self.width, self.height), self.num_slots,
                                             self.num_zones, self.min_block)
 
@@ -112,7 +115,7 @@ class Anonymizer(wiring.Component):
         # Mask settings; the fail-closed decision for the frame that starts now.
         ctl = v["CONTROL"]
         enable, fail_open = ctl[8], ctl[9]
-        vouched = trk.pub_vouched & (trk.pub_frame == trk.latches)
+        vouched = trk.vouched_for(trk.latches)
         fail_closed = ~enable | ~(vouched | fail_open)
         m.d.comb += [mask.control.mode.eq(ctl[0:2]), mask.control.box_shape.eq(ctl[2]),
                      mask.control.block.eq(ctl[3:5]), mask.control.color.r.eq(v["COLOR"][0:8]),

@@ -39,7 +39,7 @@ from .test_pattern import TestPattern
 from .video_out import DVIFramer
 from .video_timing import CEA_720P30, VideoTiming
 
-__all__ = ["CameraBoard", "BOARD_DETECTOR", "BOARD_MIN_BLOCK"]
+__all__ = ["CameraBoard", "BOARD_DETECTOR", "BOARD_DETECT_EVERY", "BOARD_MIN_BLOCK"]
 
 #: The board's detector: 4 x 4 downscale (1280x720 -> 320x180 analysed) so its buffers fit
 #: an LFE5U-85F's block RAM.
@@ -47,18 +47,27 @@ BOARD_DETECTOR = DetectorParams(downscale=4)
 #: The board's smallest mosaic / blur block: a store of 16-pixel block means at 1280x720 takes
 #: 12 block RAMs, one of 8-pixel means 48 (the block setting 8 acts as 16 on the board).
 BOARD_MIN_BLOCK = 16
+#: The board's detector analyses every third frame (10 analyses a second at 720p30): one
+#: analysis at 320x180 takes 5.5-6.1 M clocks on the dev video (bench/engine_model.py),
+#: 2.2-2.5 frame periods of 2.475 M. Analysing every frame, every analysis would be abandoned
+#: and the board would show nothing but filled frames. Each analysis masks three frames; a
+#: new face can go unmasked for up to six frames (frame a's faces mask frames a + 4 .. a + 6)
+#: where every-frame analysis leaves two.
+BOARD_DETECT_EVERY = 3
 
 
 class CameraBoard(wiring.Component):
     """See the module docstring. `timing` is the display raster (its active area must be
     `width` x `height`); `sccb_quarter` / `clocks_per_ms` scale the SCCB bit time and
-    pauses (a simulation shortens them)."""
+    pauses (a simulation shortens them); `detect_every`: the detector's analysis period in
+    frames (`Anonymizer`)."""
 
     def __init__(self, width=1280, height=720, timing: VideoTiming = CEA_720P30,
                  cascade="frontalface_default", params=BOARD_DETECTOR,
                  camera_table=OV5640_720P30_RGB565, sccb_quarter=None, clocks_per_ms=None,
                  pattern_size=None, pattern_period=None, framer_depth=4096, max_hold=None,
-                 debounce_bits=17, min_block=BOARD_MIN_BLOCK):
+                 debounce_bits=17, min_block=BOARD_MIN_BLOCK,
+                 detect_every=BOARD_DETECT_EVERY):
         if (timing.h_active, timing.v_active) != (width, height):
             raise ValueError(f"the display's active area {timing.h_active}x{timing.v_active} "
                              f"must be the frame size {width}x{height}")
@@ -75,7 +84,9 @@ class CameraBoard(wiring.Component):
         self.regs = {r.name: r for r in anonymizer_register_map()}
         # The grouper in block RAM (207 of the LFE5U-85F's 208 at 720p): in LUT RAM its read
         # address fanned out to 1,260 DPR16X4 across the chip, the routed board's worst path.
-        self.pipeline = Anonymizer(width, height, cascade, params, min_block=min_block)
+        self.detect_every = detect_every
+        self.pipeline = Anonymizer(width, height, cascade, params, min_block=min_block,
+                                   detect_every=detect_every)
         super().__init__({
             "cam_vsync": In(1), "cam_href": In(1), "cam_data": In(8),
             "sccb_scl_oe": Out(1), "sccb_sda_oe": Out(1), "sccb_sda_i": In(1, init=1),

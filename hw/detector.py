@@ -1,16 +1,18 @@
 """The face-window detector: luma/downscale front end, double-buffered base image, cascade
 engine, grouping, and a record stream of detections (docs/architecture.md, docs/detector.md).
 
-Frame N's base image is analysed while frame N+1 is written into the other buffer. When a frame
-ends while an analysis is still running, that analysis is abandoned (engine and grouper reset)
-and its end record says `overrun`: its boxes may be missing, so the pipeline must fail closed.
-A malformed frame, or one of another size than the detector was built for, is not analysed
-(`bad_input`).
+Every `every`-th frame from reset (frames 0, P, 2P, ... for `every` = P; every frame by
+default) is analysed: its base image is analysed while the frames after it are written into the
+other buffer. When the next frame due for analysis ends while an analysis is still running,
+that analysis is abandoned (engine and grouper reset) and its end record says `overrun`: its
+boxes may be missing, so the pipeline must fail closed. A malformed frame due for analysis, or
+one of another size than the detector was built for, is not analysed (`bad_input`). P > 1 gives
+an analysis P frame periods (the ULX3S board analyses every third frame at 720p30).
 
-Output: per frame, zero or more box records then one end record, in frame order.
+Output: per analysed frame, zero or more box records then one end record, in frame order.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, ResetInserter, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -45,11 +47,16 @@ class Detector(wiring.Component):
     `min_neighbors`, `threshold_offset` (latched when an analysis starts); per-frame
     counters latched at each end record (`frame_weak`, `frame_windows`, `frame_cycles`);
     running totals (`frames`, `overruns`, `bad_frames`);
-    `trace_*` one event per window visited (verification)."""
+    `trace_*` one event per window visited (verification). `every`: analyse every this many
+    frames (1: every frame)."""
 
     def __init__(self, width=1280, height=720, cascade="frontalface_default",
-                 params=None, max_clusters=128, corners_per_clock=4, grouper_lut_ram=False):
+                 params=None, max_clusters=128, corners_per_clock=4, grouper_lut_ram=False,
+                 every=1):
         params = params or DetectorParams()
+        if not 1 <= every <= 8:
+            raise ValueError(f"every must be 1..8 frames, not {every!r}")
+        self.every = every
         self.cascade = cascade if isinstance(cascade, Cascade) else load_cascade(cascade)
         self.width, self.height, self.params = width, height, params
         self.base_w, self.base_h = width // params.downscale, height // params.downscale
@@ -148,9 +155,18 @@ class Detector(wiring.Component):
                      ends.w_data.eq(end_rec)]
         latch = [self.frame_weak.eq(engine.weak), self.frame_windows.eq(engine.windows),
                  self.frame_cycles.eq(cycles)]
-        overrun_end = fe.frame_end & analysing & ~grouper.done
+        # `due`: the frame ending now is one to analyse (frames 0, P, 2P, ... from reset).
+        if self.every == 1:
+            due = Const(1)
+        else:
+            phase = Signal(range(self.every))
+            due = phase == 0
+            with m.If(fe.frame_end):
+                m.d.sync += phase.eq(Mux(phase == self.every - 1, 0, phase + 1))
+        frame_due = fe.frame_end & due
+        overrun_end = frame_due & analysing & ~grouper.done
         done_end = grouper.done & analysing & ~abort_q
-        with m.If(fe.frame_end):
+        with m.If(frame_due):
             with m.If(overrun_end):
                 # The next frame is here and this one is not finished: abandon it.
                 m.d.comb += [abort.eq(1), ends.w_en.eq(1), e_overrun.eq(1)]
@@ -162,7 +178,7 @@ class Detector(wiring.Component):
         with m.If(done_end):
             m.d.comb += [ends.w_en.eq(1), e_analysed.eq(1), e_overflow.eq(grouper.overflow != 0)]
             m.d.sync += [self.frames.eq(self.frames + 1)] + latch
-            with m.If(~(fe.frame_end & fe.frame_ok)):
+            with m.If(~(frame_due & fe.frame_ok)):
                 m.d.sync += analysing.eq(0)
         # A bad frame's end record follows the (possible) overrun record a clock later.
         with m.If(bad_pending & ~overrun_end & ~done_end):

@@ -4,6 +4,8 @@ model composed with the RTL's timing rules (docs/architecture.md).
 Frame k is masked with the tracker state after the detections of frames up to k - 2; frames 0
 and 1 after reset, and any frame whose k - 2 analysis was not complete (overrun, malformed
 input, cluster overflow) or saturated the tracker, are filled entirely unless `fail_open`.
+With `detect_every` = P > 1 only frames 0, P, 2P, ... are analysed, and the analysis of frame a
+masks frames a + P + 1 .. a + 2P (P = 1: frame a + 2); frames 0 .. P are filled.
 The model assumes the detector finished every analysis in time: the RTL reports an overrun
 otherwise, and then fails closed where the model would not (never the other way round).
 """
@@ -36,8 +38,10 @@ class PipelineConfig:
 
 class PipelineModel:
     def __init__(self, width, height, cascade="frontalface_default", params=None,
-                 num_slots=32, num_zones=8, max_detections=32, min_block=BLOCK_SIZES[0]):
+                 num_slots=32, num_zones=8, max_detections=32, min_block=BLOCK_SIZES[0],
+                 detect_every=1):
         self.width, self.height = width, height
+        self.detect_every = detect_every
         self.cascade = load_cascade(cascade) if isinstance(cascade, str) else cascade
         self.params = params or DetectorParams()
         self.num_slots, self.num_zones = num_slots, num_zones
@@ -50,18 +54,20 @@ class PipelineModel:
                               self.min_block)
         self.tracker = TrackerModel(self.width, self.height, self.num_slots,
                                     self.max_detections)
-        self.results = []       # per frame: (boxes, complete)
+        self.results = []       # per frame: (boxes, complete), None for a frame not analysed
         self.vouched = []       # per frame: the regions it was masked with were vouched
         self.masks = []         # per frame: (filled entirely, regions)
+        self._published = (False, [])   # the tracker's last publication: vouched, regions
 
     def _config_for(self, k, cfg):
-        vouched = False
-        if k >= 2:
-            boxes, complete = self.results[k - 2]
-            if complete:
-                vouched = not self.tracker.update(boxes, cfg.hold)
+        p = self.detect_every
+        if k >= p + 1 and (k - p - 1) % p == 0:    # the results of frame k - p - 1 land
+            boxes, complete = self.results[k - p - 1]
+            vouched = complete and not self.tracker.update(boxes, cfg.hold)
+            self._published = (vouched, [r for r in self.tracker.mask_boxes(cfg.margin)
+                                         if r is not None])
+        vouched, regions = self._published
         self.vouched.append(vouched)
-        regions = [r for r in self.tracker.mask_boxes(cfg.margin) if r is not None]
         fail_closed = not cfg.enable or not (vouched or cfg.fail_open)
         self.masks.append((fail_closed, regions))
         return MaskConfig(cfg.mode, cfg.shape, cfg.block, cfg.color, boxes=regions,
@@ -79,6 +85,9 @@ class PipelineModel:
             k = len(self.results)
             mcfg = self._config_for(k, cfg)
             out.extend(self.mask.process_frames([frame], mcfg))
+            if k % self.detect_every:
+                self.results.append(None)
+                continue
             det = detect(frame, self.cascade, params)
             self.results.append(([tuple(b) for b in det.boxes], det.cluster_overflow == 0))
         return out

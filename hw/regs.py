@@ -112,7 +112,9 @@ def anonymizer_register_map(num_slots=32, num_zones=8):
         _counter("FRAMES", 0x14, "frame starts since reset", 16),
         Register("TRACK", 0x18, "rw", "tracker settings", (
             Field("margin", 0, 8, 30, "mask growth on each side, percent of the box size"),
-            Field("hold", 8, 8, 15, "frames a face stays masked after its last detection"))),
+            Field("hold", 8, 8, 15, "analyses a face stays masked after its last detection "
+                  "(frames where the detector analyses every frame; the ULX3S board analyses "
+                  "every third)"))),
         Register("DETECT", 0x1C, "rw", "detector settings", (
             Field("min_neighbors", 0, 8, 3, "raw windows a face needs (0: raw windows)"),
             Field("threshold_offset", 8, 8, 0, "signed, added to every stage threshold in "
@@ -120,7 +122,8 @@ def anonymizer_register_map(num_slots=32, num_zones=8):
                   "latched when an analysis starts"))),
         _counter("DET_FRAMES", 0x20, "frames fully analysed since reset"),
         _counter("DET_OVERRUNS", 0x24, "analyses abandoned: the next frame came first"),
-        _counter("DET_BAD", 0x28, "frames not analysed: malformed or another size"),
+        _counter("DET_BAD", 0x28, "frames due for analysis but not analysed: malformed or "
+                 "another size"),
         _counter("DET_CYCLES", 0x2C, "clocks the last analysis took"),
         _counter("DET_WEAK", 0x30, "weak classifiers the last analysis evaluated"),
         _counter("BOXES", 0x34, "detections in the last analysed frame", 8),

@@ -2,10 +2,12 @@
 mask regions for exactly one frame.
 
 Detector records of frame j (boxes, then an end record) are buffered; they are applied only
-after the mask unit has started frame j + 1, and only when the end record says the frame was
-fully analysed. The tracker then publishes the regions for frame j + 2 with a `vouched` flag
-and the frame number they are for: the pipeline fails closed on any frame whose published
-regions are not vouched or not for that frame (a late update can never unmask a frame).
+after the mask unit has started frame j + P (P = `every`: the detector analyses frames 0, P,
+2P, ...; 1 by default), and only when the end record says the frame was fully analysed. The
+tracker then publishes the regions for frames j + P + 1 .. j + 2P with a `vouched` flag and
+the first frame they are for: the pipeline fails closed on any frame whose published regions
+are not vouched or not for that frame (a late update can never unmask a frame). With P > 1 the
+tracker steps once per analysis: velocities are per analysis, `hold` counts analyses.
 """
 
 from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
@@ -40,11 +42,13 @@ def _clamp(v, hi):
 class Tracker(wiring.Component):
     """Ports: `records` (detector output); `frame_start` pulse when the mask unit latches a
     frame, `latches` their count; `hold`, `margin`; `regions` and `pub_vouched`, `pub_frame`
-    (what the mask uses: vouched only for frame `pub_frame`); `slots` (read-back);
-    `saturations` counter; `frames_done` results applied."""
+    (what the mask uses: vouched only for frames `pub_frame` .. `pub_frame` + `every` - 1,
+    `vouched_for`); `slots` (read-back); `saturations` counter; `frames_done` results applied.
+    `every`: the detector's analysis period in frames."""
 
-    def __init__(self, width, height, num_slots=32, max_detections=32):
+    def __init__(self, width, height, num_slots=32, max_detections=32, every=1):
         self.width, self.height = width, height
+        self.every = every
         self.num_slots, self.max_det = num_slots, max_detections
         super().__init__({
             "records": In(stream.Signature(DetRecord)),
@@ -56,6 +60,12 @@ class Tracker(wiring.Component):
             "saturations": Out(16), "frames_done": Out(8), "last_boxes": Out(8),
             "latches": Out(8),
         })
+
+    def vouched_for(self, frame):
+        """True when the published regions are vouched for `frame` (8-bit frame number)."""
+        if self.every == 1:
+            return self.pub_vouched & (self.pub_frame == frame)
+        return self.pub_vouched & ((frame - self.pub_frame)[:8] < self.every)
 
     def elaborate(self, platform):
         m = Module()
@@ -72,7 +82,9 @@ class Tracker(wiring.Component):
         latches = self.latches           # frames the mask unit has started since reset
         with m.If(self.frame_start):
             m.d.sync += latches.eq(latches + 1)
-        nres = self.frames_done          # results applied (frame j = nres is next)
+        nres = self.frames_done          # results applied
+        # The frame whose results come next (nres * every, modulo 256 like every frame count).
+        res_frame = nres if self.every == 1 else Signal(8)
 
         # Boxes of the frame being collected, applied only once its end record is good.
         m.submodules.boxes = bmem = memory.Memory(shape=DetRecord, depth=self.max_det, init=[])
@@ -90,10 +102,10 @@ class Tracker(wiring.Component):
         matched = Signal(n)
 
         rec = self.records.payload
-        # Frame nres + 1 has started in the mask. Both counters wrap at 256: their distance
-        # is taken modulo 256 (a plain difference is signed and stayed negative for 256
-        # frames after the wrap, failing every frame closed from frame 256 on).
-        ready_for_frame = (latches - nres)[:8] >= 2
+        # Frame res_frame + every has started in the mask. Both counters wrap at 256: their
+        # distance is taken modulo 256 (a plain difference is signed and stayed negative for
+        # 256 frames after the wrap, failing every frame closed from frame 256 on).
+        ready_for_frame = (latches - res_frame)[:8] >= self.every + 1
 
         # Every pass over the slots is a pipeline, one slot a clock: the slot is read into
         # `cur` (a 32-way multiplexer, its own clock), its arithmetic is registered stage by
@@ -264,8 +276,10 @@ class Tracker(wiring.Component):
                         s.valid))
                 with m.If((i == n) & drained):
                     m.d.sync += [self.pub_vouched.eq(end_ok & ~saturated),
-                                 self.pub_frame.eq(nres + 2), nres.eq(nres + 1),
-                                 count.eq(0), saturated.eq(0)]
+                                 self.pub_frame.eq(res_frame + self.every + 1),
+                                 nres.eq(nres + 1), count.eq(0), saturated.eq(0)]
+                    if self.every > 1:
+                        m.d.sync += res_frame.eq(res_frame + self.every)
                     with m.If(end_ok & saturated):
                         m.d.sync += self.saturations.eq(self.saturations + 1)
                     m.next = "COLLECT"

@@ -15,7 +15,7 @@ from amaranth.hdl import ClockDomain, ClockSignal, Module, ResetSignal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
-from obscura.hw.camera_board import BOARD_MIN_BLOCK, CameraBoard
+from obscura.hw.camera_board import BOARD_DETECT_EVERY, BOARD_MIN_BLOCK, CameraBoard
 from obscura.hw.detector_model import DetectorParams
 from obscura.hw.dvp import rgb565_bytes
 from obscura.hw.tmds import tmds_decode
@@ -112,7 +112,9 @@ class BoardSim:
         core_kw.setdefault("max_hold", (1 << 20) - 1)
         core_kw.setdefault("debounce_bits", 6)
         core_kw.setdefault("min_block", BOARD_MIN_BLOCK)
-        self.min_block = core_kw["min_block"]       # the model of its output needs it
+        core_kw.setdefault("detect_every", BOARD_DETECT_EVERY)
+        # The model of its output needs these.
+        self.min_block, self.detect_every = core_kw["min_block"], core_kw["detect_every"]
         self.core_kw = core_kw
         key = (width, height, timing, cascade, params, tuple(sorted(core_kw.items())))
 

@@ -49,15 +49,17 @@ class PipelineSim:
     """Build (once) and open the Verilator model of `Anonymizer`."""
 
     def __init__(self, width=1280, height=720, cascade="frontalface_default", params=None,
-                 quiet=False, max_detections=32):
+                 quiet=False, max_detections=32, detect_every=1):
         self.width, self.height = width, height
         self.params = params or DetectorParams()
+        self.detect_every = detect_every
         self.regs = {r.name: r.offset for r in anonymizer_register_map()}
         key = (width, height, cascade, self.params) + (
-            (max_detections,) if max_detections != 32 else ())
+            (max_detections,) if max_detections != 32 else ()) + (
+            (("every", detect_every),) if detect_every != 1 else ())
         lib = build_model("anonymizer", lambda: Anonymizer(
-            width, height, cascade, self.params, max_detections=max_detections), key,
-            quiet=quiet)
+            width, height, cascade, self.params, max_detections=max_detections,
+            detect_every=detect_every), key, quiet=quiet)
         self.dev = VerilatorStream(lib)
 
     def configure(self, cfg):

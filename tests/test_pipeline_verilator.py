@@ -11,7 +11,7 @@ from obscura.hw.pipeline_model import PipelineConfig, PipelineModel
 from obscura.hw.types import Mode, Shape
 from obscura.samples import astronaut_face_crops
 from obscura.sim.compare import assert_frames_equal as _assert_frames_equal
-from obscura.sim.pipeline_sim import PipelineSim
+from obscura.sim.pipeline_sim import STATUS_DET_BUSY, PipelineSim
 
 W, H, CASCADE = 160, 120, "frontalface_alt"
 FILL = (255, 0, 255)
@@ -324,3 +324,54 @@ def test_frame_counters_wrap_past_frame_256_bit_exact():
     assert_frames_equal(expected, got, "300 frames")
     assert all(model.vouched[2:]) and not any(is_filled(f) for f in got[2:])
     assert sim.read("FAILED_CLOSED") == 2
+
+
+def small_frames(count):
+    """64x48 crops of a real photo, the face moving a little (analysed at full size: fast)."""
+    import cv2
+
+    from obscura.samples import astronaut_bgr
+    photo = cv2.resize(astronaut_bgr()[..., ::-1], (160, 160), interpolation=cv2.INTER_AREA)
+    return [np.ascontiguousarray(photo[5 + k % 5:53 + k % 5, 30 + k % 7:94 + k % 7])
+            for k in range(count)]
+
+
+def test_every_third_frame_analysed_bit_exact_and_overrun_fails_closed():
+    """`detect_every` = 3 (the ULX3S board's setting): frames 0, 3, 6, ... are analysed, each
+    analysis running on while the two frames after it stream in back to back, and masking
+    frames a + 4 .. a + 6. Bit-exact with the model; frames 0 .. 3 filled, then every frame
+    vouched and masked. Then back to back through an analysis slot: the analysis is
+    abandoned (overrun) and the frames it would have masked are filled, never shown raw."""
+    from obscura.hw.detector_model import DetectorParams
+    params = DetectorParams(downscale=1)
+    sim = PipelineSim(64, 48, CASCADE, params=params, detect_every=3)
+    model = PipelineModel(64, 48, CASCADE, params=params, detect_every=3)
+    frames = small_frames(12)
+    cfg = PipelineConfig(color=FILL)
+    sim.configure(cfg)
+    got, spanned = [], 0
+    for g in range(0, len(frames), 3):
+        # Frame g's analysis starts as it ends; frames g + 1, g + 2 follow at once.
+        got += sim.process_frames(frames[g:g + 3], paced=False)
+        spanned += bool(sim.read("STATUS") & STATUS_DET_BUSY)
+        sim.wait_detector()
+    expected = model.process_frames(frames, cfg)
+    assert_frames_equal(expected, got, "detect_every=3")
+    assert model.vouched == [False] * 4 + [True] * 8
+    assert model.masks[10][1] and model.masks[11][1]        # a face masked: not vacuous
+    assert [is_filled(f) for f in got] == [True] * 4 + [False] * 8
+    assert sim.read("DET_FRAMES") == 4 and sim.read("DET_OVERRUNS") == 0
+    # The analyses took longer than the two frames after them: they really spanned frames.
+    assert spanned == 4, spanned
+    cycles = sim.read("DET_CYCLES")
+    assert cycles > 3 * (64 * 48 + 2048), cycles      # longer than three frames back to back
+    # Back to back from frame 12: frame 12's analysis is abandoned when frame 15 ends, frame
+    # 15's when frame 18 ends. Frames 12 .. 15 (masked by analyses 6 and 9) are fine, 16 .. 21
+    # (analyses 12 and 15) filled; paced from frame 19, analysis 18 masks 22 .. 24 again.
+    more = sim.process_frames(small_frames(19)[12:], paced=False)
+    assert sim.read("DET_OVERRUNS") == 2
+    sim.wait_detector()
+    more += sim.process_frames(small_frames(25)[19:])
+    filled = [is_filled(f) for f in more]
+    assert filled == [False] * 4 + [True] * 6 + [False] * 3, filled
+    assert all((f != r).any() for f, r in zip(more[-3:], small_frames(25)[22:]))

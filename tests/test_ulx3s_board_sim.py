@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import BUILD
-from obscura.hw.camera_board import BOARD_MIN_BLOCK
+from obscura.hw.camera_board import BOARD_DETECT_EVERY, BOARD_MIN_BLOCK
 from obscura.hw.dvp import rgb565_quantize
 from obscura.hw.ov5640 import OV5640_720P30_RGB565
 from obscura.hw.pipeline_model import PipelineConfig, PipelineModel
@@ -38,21 +38,24 @@ def board():
 
 def expected_output(frames, cfg=None):
     cfg = cfg or PipelineConfig()
-    return PipelineModel(W, H, CASCADE, min_block=BOARD_MIN_BLOCK).process_frames(
+    return PipelineModel(W, H, CASCADE, min_block=BOARD_MIN_BLOCK,
+                         detect_every=BOARD_DETECT_EVERY).process_frames(
         [rgb565_quantize(f) for f in frames], cfg)
 
 
 def test_board_shows_anonymized_camera_frames(board):
-    frames = face_frames([0, 4, 5, 6])
+    frames = face_frames([0, 4, 5, 6, 5, 4])
     shown, problems, info = board.run(frames)
     assert not problems, problems
     expected = expected_output(frames)
     assert_shown_equal(expected, shown, "board camera frames")
-    # Fail closed until the detector vouches (frames 0 and 1), then masked, not raw.
-    assert (shown[0] == 0).all() and (shown[1] == 0).all()
-    raw = rgb565_quantize(frames[2])
-    assert not (shown[2] == 0).all() and (shown[2] != raw).any()
-    assert info["frames_shown"] == 4 and info["frames_broken"] == 0
+    # The board analyses every third frame (frame 0's analysis masks frames 4 .. 6): filled
+    # until the detector vouches (frames 0 .. 3), then masked, not raw.
+    assert BOARD_DETECT_EVERY == 3
+    assert all((f == 0).all() for f in shown[:4])
+    for f, raw in zip(shown[4:], frames[4:]):
+        assert not (f == 0).all() and (f != rgb565_quantize(raw)).any()
+    assert info["frames_shown"] == 6 and info["frames_broken"] == 0
     assert info["leds"] & LED_CAMERA and not info["leds"] & LED_PATTERN
 
     # The camera was configured with the OV5640 table, every byte acknowledged.
@@ -66,7 +69,7 @@ def test_board_shows_anonymized_camera_frames(board):
 def test_mode_button_selects_blur():
     sim = BoardSim(W, H, cascade=CASCADE, quiet=True)
     sim.set_inputs(camera_present=True, btn_mode=1)        # pressed from reset: one press
-    frames = face_frames([0, 4, 5, 6])
+    frames = face_frames([0, 4, 5, 6, 5])
     shown, problems, _ = sim.run(frames)
     assert not problems, problems
     assert_shown_equal(expected_output(frames, PipelineConfig(mode=Mode.BLUR)), shown,
@@ -76,14 +79,15 @@ def test_mode_button_selects_blur():
 def test_no_camera_shows_the_pattern_through_the_pipeline():
     sim = BoardSim(W, H, cascade=CASCADE, quiet=True)
     sim.set_inputs(camera_present=False)
-    shown, problems, info = sim.run([], frames_wanted=4)
+    shown, problems, info = sim.run([], frames_wanted=5)
     assert not problems, problems
-    assert len(shown) == 4
+    assert len(shown) == 5
     assert info["pattern_on"] == 1 and info["leds"] & LED_PATTERN
     assert not info["leds"] & LED_CAMERA
     # The pattern comes at the display's frame rate; at this size the detector needs longer
-    # than a frame, so every analysis is abandoned and every frame fails closed (filled):
-    # what the board must do when the detector cannot keep up.
+    # than its three frames, so every analysis is abandoned (the first as frame 3 ends) and
+    # every frame fails closed (filled): what the board must do when the detector cannot
+    # keep up.
     assert all((f == 0).all() for f in shown)
     assert info["leds"] & LED_OVERRUN and info["leds"] & LED_FAIL_CLOSED
     scl, sda = sim.sccb_trace()
@@ -100,7 +104,7 @@ def test_board_video_frames(board, shared_data):
                 rgb = f.to_ndarray(format="rgb24")
                 frames.append(np.ascontiguousarray(
                     cv2.resize(rgb, (W, H), interpolation=cv2.INTER_AREA)))
-            if len(frames) == 4:
+            if len(frames) == 6:        # frames 4, 5 masked with frame 0's analysis
                 break
     fresh = BoardSim(W, H, cascade=CASCADE, quiet=True)
     shown, problems, _ = fresh.run(frames)
