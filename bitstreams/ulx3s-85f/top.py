@@ -7,9 +7,11 @@ Adds to the board core (`obscura.hw.camera_board.CameraBoard`) what only a real 
   camera's XCLK (CLKOS2); the camera's PCLK pin clocks the `cam` domain. Resets come from the
   PLL's lock, synchronised into each domain.
 * DVI: each channel's 10-bit symbol is taken into the `tmds` domain once per pixel (a toggle
-  from the pixel domain, synchronised, marks the load; the strobe is registered per channel)
-  and shifted out two bits per `tmds` clock through ODDRX1F (Amaranth's `io.DDRBuffer`), least
-  significant bit first; the clock channel sends 0b0000011111 (the pixel clock).
+  from the pixel domain, synchronised, marks the load; toggle, synchroniser and strobe are the
+  channel's own) and shifted out two bits per `tmds` clock, through two register stages, to
+  ODDRX1F (Amaranth's `io.DDRBuffer`), least significant bit first; the clock channel sends
+  0b0000011111 (the pixel clock). The GPDI pins are on the top edge, whose I/O logic has no
+  x2 gearing (ODDRX2F needs the left or right edge), so the serialiser runs at 370 MHz.
 * pins: the camera as a named connector resource (`ov5640_resource`, easy to move), SCCB
   open drain with pull-ups, PWDN low and RESET high; LEDs and the FIRE buttons.
 
@@ -20,6 +22,7 @@ from amaranth.build import Attrs, Clock, Pins, PinsN, Resource, Subsignal
 from amaranth.hdl import ClockDomain, ClockSignal, Const, Module, Signal
 from amaranth.lib import io, wiring
 from amaranth.lib.cdc import FFSynchronizer, ResetSynchronizer
+from amaranth.lib.wiring import In, Out
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
 from obscura.hw.camera_board import BOARD_DETECTOR, CameraBoard
@@ -27,7 +30,7 @@ from obscura.hw.ecp5_pll import ecp5_pll
 from obscura.hw.ov5640 import OV5640_HTS, OV5640_PIXEL_HZ_AT_24MHZ, OV5640_VTS
 from obscura.hw.video_timing import VideoTiming
 
-__all__ = ["ov5640_resource", "ULX3STop", "make_platform", "PLL", "TIMING", "PCLK_HZ",
+__all__ = ["ov5640_resource", "Serialiser", "ULX3STop", "make_platform", "PLL", "TIMING", "PCLK_HZ",
            "CAMERA_PIXEL_HZ"]
 
 #: 25 MHz crystal -> CLKOP ~ 5 x 74.25 MHz (DDR: 10 bits per pixel), CLKOS the pixel clock,
@@ -48,6 +51,57 @@ _LINE = round(OV5640_HTS * PIXEL_HZ / CAMERA_PIXEL_HZ)
 TIMING = VideoTiming(1280, _LINE - 1280 - 40 - 220, 40, 220, 720, 3, 5, OV5640_VTS - 2 - 728,
                      PIXEL_HZ, name=f"1280x720p30 locked to the OV5640 ({_LINE}x"
                      f"{OV5640_VTS - 2}, {PIXEL_HZ / 1e6:.2f} MHz)")
+
+#: Register stages between each serialiser and its pad (timing at 370 MHz, see `Serialiser`).
+TMDS_PAD_STAGES = 2
+
+
+class Serialiser(wiring.Component):
+    """One DVI channel's 10:2 serialiser: `word` (pixel domain `sync`, a symbol a pixel) out
+    as `o`, two bits a `tmds` clock (five per pixel), least significant first, for a DDR
+    output register (`o[0]` first). `channel` (0-3) makes each channel's registers its own.
+
+    Timing (370 MHz): each channel has its own toggle synchroniser and load strobe (registered:
+    no XOR before the shift register's multiplexer), so they are placed beside its shift
+    register and pad: one strobe shared by the four channels, whose pads span 40 columns of the
+    top edge, took 2.5 ns of routing (295 MHz). The copies start from different values
+    (`init`): Yosys would merge identical registers back into one. The strobe comes 3 of the 5
+    tmds clocks after the pixel edge, while `word`'s register is stable. Two register stages
+    before the pad: one hop from wherever the placer put the shift register took up to 3.2 ns.
+    No reset: the first routed build's worst TMDS path was the reset's fan-out into these
+    registers."""
+
+    def __init__(self, channel=0):
+        self.channel = channel
+        super().__init__({"word": In(10), "o": Out(2)})
+
+    def elaborate(self, platform):
+        m = Module()
+        i = self.channel
+        hold = Signal(10, name="word_q")
+        m.d.sync += hold.eq(self.word)
+        toggle = Signal(init=i & 1)
+        m.d.sync += toggle.eq(~toggle)
+        first = (i >> 1) & 1
+        toggle_t = Signal(init=first)
+        toggle_prev = Signal(init=first, reset_less=True)
+        m.submodules.sync = FFSynchronizer(toggle, toggle_t, o_domain="tmds", init=first)
+        m.d.tmds += toggle_prev.eq(toggle_t)
+        load = Signal(reset_less=True)
+        m.d.tmds += load.eq(toggle_t ^ toggle_prev)
+        shift = Signal(10, reset_less=True)
+        with m.If(load):
+            m.d.tmds += shift.eq(hold)
+        with m.Else():
+            m.d.tmds += shift.eq(shift >> 2)
+        bits = shift[0:2]
+        for k in range(TMDS_PAD_STAGES):
+            nxt = Signal(2, name=f"pad{k}", reset_less=True)
+            m.d.tmds += nxt.eq(bits)
+            bits = nxt
+        m.d.comb += self.o.eq(bits)
+        return m
+
 
 def ov5640_resource(conn=("gpio", 0)):
     """The camera's pins on the ULX3S GPIO header (J1/J2 GP/GN pairs via the `gpio`
@@ -117,29 +171,10 @@ class ULX3STop(wiring.Component):
         # DVI: load each symbol into the tmds domain once per pixel, shift out 2 bits a clock.
         hdmi = platform.request("hdmi", 0, dir={"clk": "-", "d": "-", "cec": "-", "eth": "-",
                                                 "scl": "-", "sda": "-"})
-        toggle = Signal()
-        m.d.sync += toggle.eq(~toggle)
-        toggle_t, toggle_prev = Signal(), Signal()
-        m.submodules.toggle_sync = FFSynchronizer(toggle, toggle_t, o_domain="tmds")
-        m.d.tmds += toggle_prev.eq(toggle_t)
         words = [core.tmds_b, core.tmds_g, core.tmds_r, Const(0b0000011111, 10)]
         ports = [hdmi.d[0], hdmi.d[1], hdmi.d[2], hdmi.clk]
         for i, (word, port) in enumerate(zip(words, ports)):
-            hold = Signal(10, name=f"tmds{i}_word")
-            m.d.sync += hold.eq(word)
-            # Timing (370 MHz): the load strobe is registered, one copy per channel (kept
-            # apart by `keep`), so no XOR and no 40-way fan-out sits between two tmds
-            # registers. It comes a tmds clock later than the toggle shows: 3 of the 5 clocks
-            # after the pixel edge, while `hold` is stable.
-            # No reset on the serialiser's data path: the routed build's worst TMDS path was
-            # the reset's fan-out into these registers (234 MHz of 370).
-            load = Signal(name=f"tmds{i}_load", attrs={"keep": 1}, reset_less=True)
-            m.d.tmds += load.eq(toggle_t ^ toggle_prev)
-            shift = Signal(10, name=f"tmds{i}_shift", reset_less=True)
-            with m.If(load):
-                m.d.tmds += shift.eq(hold)
-            with m.Else():
-                m.d.tmds += shift.eq(shift >> 2)
+            m.submodules[f"tmds{i}"] = ser = Serialiser(i)
             m.submodules[f"tmds{i}_ddr"] = ddr = io.DDRBuffer("o", port, o_domain="tmds")
-            m.d.comb += [ddr.o[0].eq(shift[0]), ddr.o[1].eq(shift[1])]
+            m.d.comb += [ser.word.eq(word), ddr.o[0].eq(ser.o[0]), ddr.o[1].eq(ser.o[1])]
         return m
