@@ -47,12 +47,11 @@ BOARD_DETECTOR = DetectorParams(downscale=4)
 #: The board's smallest mosaic / blur block: a store of 16-pixel block means at 1280x720 takes
 #: 12 block RAMs, one of 8-pixel means 48 (the block setting 8 acts as 16 on the board).
 BOARD_MIN_BLOCK = 16
-#: The grouper's memories the board builds in LUT RAM: the narrow ones (10 of its 20 block RAMs,
-#: about 420 DPR16X4). All 20 in block RAM (207 of the LFE5U-85F's 208) router2 did not
-#: converge (overused wires rising from 3,250 to 4,250 over iterations 20-26); all in LUT RAM
-#: their read address fanned out to 1,260 DPR16X4 across the chip, the routed board's worst
-#: path (52 MHz).
-BOARD_GROUPER_LUT_RAM = ("seeds", "means", "labels")
+#: The grouper's six memories in LUT RAM on the board (~6,200 LUT4, 1,260 DPR16X4; 187 block
+#: RAMs of 208 in all): the one layout that routed. With all six in block RAM (207 of 208)
+#: router2's overused wires stopped falling at ~3,250 and rose from iteration 20; with the three
+#: wide ones in block RAM (199) they stalled at ~3,000-3,300 from iteration 16 to 35 (2026-11-27).
+BOARD_GROUPER_LUT_RAM = True
 #: The board's detector analyses every third frame (10 analyses a second at 720p30): one
 #: analysis at 320x180 takes 5.5-6.1 M clocks on the dev video (bench/engine_model.py),
 #: 2.2-2.5 frame periods of 2.475 M. Analysing every frame, every analysis would be abandoned

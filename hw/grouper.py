@@ -63,10 +63,6 @@ def _div10(v, bits):
     return (v * 6554) >> 16
 
 
-#: The grouper's memories (`Grouper(lut_ram=...)` names them).
-GROUPER_MEMORIES = ("seeds", "sums", "means", "labels", "merged", "clusters")
-
-
 class Grouper(wiring.Component):
     """Ports: `raw` stream of `Rect` in scan order; `raw_room`: room for two more raw windows
     (a producer that checks before it starts a window may have one more in flight); `finish`
@@ -75,11 +71,6 @@ class Grouper(wiring.Component):
     `min_neighbors`."""
 
     def __init__(self, max_clusters=128, lut_ram=False):
-        if lut_ram not in (False, True):
-            unknown = set(lut_ram) - set(GROUPER_MEMORIES)
-            if unknown:
-                raise ValueError(f"no grouper memory {sorted(unknown)}: choose from "
-                                 f"{', '.join(GROUPER_MEMORIES)}")
         self.max_clusters, self.lut_ram = max_clusters, lut_ram
         super().__init__({
             "raw": In(stream.Signature(Rect)), "raw_room": Out(1), "finish": In(1),
@@ -100,14 +91,13 @@ class Grouper(wiring.Component):
                      self.raw.ready.eq(fifo.w_rdy), self.raw_room.eq(fifo.level < fifo.depth - 1)]
         r = Signal(Rect)
 
-        # `lut_ram` (True, or the names of some memories): as block RAM these shallow memories
-        # take 2-4 DP16KD each (20 in all); all in LUT RAM ~6,200 LUT4 and 1,260 DPR16X4, which
-        # spread the detector out (at 320x240 it placed at 78.2 MHz with block RAM, 67.9 with
-        # LUT RAM, two commits apart; the routed board's worst path was that LUT RAM's read
-        # address). For a device short of block RAM.
+        # `lut_ram`: as block RAM these shallow memories take 2-4 DP16KD each (20 in all); as
+        # LUT RAM ~6,200 LUT4 and 1,260 DPR16X4, which spread the detector out (at 320x240 it
+        # placed at 78.2 MHz with block RAM, 67.9 with LUT RAM, two commits apart; the routed
+        # board's worst path was that LUT RAM's read address). For a device short of block RAM.
+        attrs = {"ram_style": "distributed"} if self.lut_ram else None
+
         def mem(name, shape, nread):
-            lut = self.lut_ram is True or (self.lut_ram is not False and name in self.lut_ram)
-            attrs = {"ram_style": "distributed"} if lut else None
             mm = memory.Memory(shape=shape, depth=nmax, init=[], attrs=attrs)
             m.submodules[name] = mm
             return mm.write_port(), [mm.read_port() for _ in range(nread)]
