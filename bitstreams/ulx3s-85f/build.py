@@ -133,11 +133,12 @@ def classic_abc_synth(top):
 #: nextpnr's router. router2 by default: on this design router1 left ~141,000 overused wires
 #: unresolved after 40 minutes of routing (nextpnr 0.11, 2026-11-27).
 ROUTER = "router2"
-#: nextpnr's HeAP placer timing weight (its default is 10). The TMDS serialisers run at 370 MHz
-#: into pads on the top edge: with the default their last register landed up to 58 columns from
-#: its pad (217-338 MHz on the serialisers alone, seeds 1-2); with 100, 376-423 MHz on seeds
-#: 1-3 (2026-11-27).
-PLACER_TIMING_WEIGHT = 100
+#: nextpnr's HeAP placer timing weight (nextpnr's default, 10). On the TMDS serialisers alone
+#: (370 MHz into pads on the top edge) 100 gave 376-423 MHz on seeds 1-3 where 10 gave
+#: 217-338, and the whole board placed at 51-53 MHz where 10 gave 38; but the whole board did
+#: not route with it: router2's overused wires fell to 341 by iteration 38, then rose to 697
+#: by iteration 62 (2026-11-27).
+PLACER_TIMING_WEIGHT = 10
 
 
 def bitstream(seed=SEED, classic_abc=False, router=ROUTER, timing_weight=PLACER_TIMING_WEIGHT):
