@@ -19,7 +19,7 @@ Run `python bitstreams/ulx3s-85f/build.py bitstream` (or `make bitstream BOARD=u
 """
 
 from amaranth.build import Attrs, Clock, Pins, PinsN, Resource, Subsignal
-from amaranth.hdl import ClockDomain, ClockSignal, Const, Module, Signal
+from amaranth.hdl import Cat, ClockDomain, ClockSignal, Const, Module, Signal
 from amaranth.lib import io, wiring
 from amaranth.lib.cdc import FFSynchronizer, ResetSynchronizer
 from amaranth.lib.wiring import In, Out
@@ -93,7 +93,11 @@ class Serialiser(wiring.Component):
         with m.If(load):
             m.d.tmds += shift.eq(hold)
         with m.Else():
-            m.d.tmds += shift.eq(shift >> 2)
+            # Rotated, not shifted: with zeros shifted in, Yosys made the top bits' load a
+            # synchronous reset, whose LSR input needs 0.42 ns of setup (the routed board's
+            # worst TMDS path, 367.5 MHz). The rotated-in bits are never sent: the next load
+            # comes first.
+            m.d.tmds += shift.eq(Cat(shift[2:], shift[:2]))
         bits = shift[0:2]
         for k in range(TMDS_PAD_STAGES):
             nxt = Signal(2, name=f"pad{k}", reset_less=True)
