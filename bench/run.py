@@ -263,14 +263,13 @@ def bench_detector_rtl(quick):
         sim = DetectorSim(1280, 720, params=BOARD_DETECTOR, quiet=True)
         board = [compare(sim, frames[k], f"board detector, video frame {k}").cycles
                  for k in indices]
+        budget = BOARD_DETECT_EVERY * FRAME_BUDGET_CYCLES
         res["board"] = {
             "downscale": BOARD_DETECTOR.downscale, "detect_every": BOARD_DETECT_EVERY,
-            "analysis_budget_cycles": BOARD_DETECT_EVERY * FRAME_BUDGET_CYCLES,
+            "analysis_budget_cycles": budget,
             "cycles_per_analysis_max_720p": int(max(board)),
             "cycles_per_analysis_mean_720p": int(np.mean(board)),
-            "budget_used_max": round(max(board) / (BOARD_DETECT_EVERY * FRAME_BUDGET_CYCLES),
-                                     3),
-            "frames": len(board)}
+            "budget_used_max": round(max(board) / budget, 3), "frames": len(board)}
         print(f"  board detector: {res['board']}", flush=True)
     else:
         res["cycles_per_frame_max_720p"] = None

@@ -94,7 +94,8 @@ class Grouper(wiring.Component):
         # `lut_ram`: as block RAM these shallow memories take 2-4 DP16KD each (20 in all); as
         # LUT RAM ~6,200 LUT4 and 1,260 DPR16X4, which spread the detector out (at 320x240 it
         # placed at 78.2 MHz with block RAM, 67.9 with LUT RAM, two commits apart; the routed
-        # board's worst path was that LUT RAM's read address). For a device short of block RAM.
+        # board's worst path was that LUT RAM's read address). The ULX3S board builds them so:
+        # with them in block RAM it did not route (`BOARD_GROUPER_LUT_RAM`).
         attrs = {"ram_style": "distributed"} if self.lut_ram else None
 
         def mem(name, shape, nread):

@@ -83,7 +83,8 @@ class Tracker(wiring.Component):
         with m.If(self.frame_start):
             m.d.sync += latches.eq(latches + 1)
         nres = self.frames_done          # results applied
-        # The frame whose results come next (nres * every, modulo 256 like every frame count).
+        # The frame whose results come next (nres * every, modulo 256 like every frame count;
+        # with every = 1 it is nres itself, and the hardware is what it was before `every`).
         res_frame = nres if self.every == 1 else Signal(8)
 
         # Boxes of the frame being collected, applied only once its end record is good.

@@ -303,29 +303,6 @@ def test_more_detections_than_tracker_inputs_fail_closed():
     assert_frames_equal(expected, got, "tracker saturation")
 
 
-def test_frame_counters_wrap_past_frame_256_bit_exact():
-    """300 small frames (64x48 crops of a real photo, analysed at full size so that they go
-    through in seconds): the pipeline's 8-bit frame counters wrap at 256 and every frame still
-    equals the model, vouched (the tracker once held its results back from frame 256 on and
-    every frame came out filled: make bench's whole-video comparison found it)."""
-    import cv2
-
-    from obscura.hw.detector_model import DetectorParams
-    from obscura.samples import astronaut_bgr
-    params = DetectorParams(downscale=1)
-    sim = PipelineSim(64, 48, CASCADE, params=params)
-    model = PipelineModel(64, 48, CASCADE, params=params)
-    photo = cv2.resize(astronaut_bgr()[..., ::-1], (160, 160), interpolation=cv2.INTER_AREA)
-    frames = [np.ascontiguousarray(photo[5 + k % 5:53 + k % 5, 30 + k % 7:94 + k % 7])
-              for k in range(300)]
-    cfg = PipelineConfig(color=FILL)
-    got = sim.process_frames(frames, cfg)
-    expected = model.process_frames(frames, cfg)
-    assert_frames_equal(expected, got, "300 frames")
-    assert all(model.vouched[2:]) and not any(is_filled(f) for f in got[2:])
-    assert sim.read("FAILED_CLOSED") == 2
-
-
 def small_frames(count):
     """64x48 crops of a real photo, the face moving a little (analysed at full size: fast)."""
     import cv2
@@ -334,6 +311,24 @@ def small_frames(count):
     photo = cv2.resize(astronaut_bgr()[..., ::-1], (160, 160), interpolation=cv2.INTER_AREA)
     return [np.ascontiguousarray(photo[5 + k % 5:53 + k % 5, 30 + k % 7:94 + k % 7])
             for k in range(count)]
+
+
+def test_frame_counters_wrap_past_frame_256_bit_exact():
+    """300 small frames (64x48 crops of a real photo, analysed at full size so that they go
+    through in seconds): the pipeline's 8-bit frame counters wrap at 256 and every frame still
+    equals the model, vouched (the tracker once held its results back from frame 256 on and
+    every frame came out filled: make bench's whole-video comparison found it)."""
+    from obscura.hw.detector_model import DetectorParams
+    params = DetectorParams(downscale=1)
+    sim = PipelineSim(64, 48, CASCADE, params=params)
+    model = PipelineModel(64, 48, CASCADE, params=params)
+    frames = small_frames(300)
+    cfg = PipelineConfig(color=FILL)
+    got = sim.process_frames(frames, cfg)
+    expected = model.process_frames(frames, cfg)
+    assert_frames_equal(expected, got, "300 frames")
+    assert all(model.vouched[2:]) and not any(is_filled(f) for f in got[2:])
+    assert sim.read("FAILED_CLOSED") == 2
 
 
 def test_every_third_frame_analysed_bit_exact_and_overrun_fails_closed():

@@ -61,13 +61,15 @@ class Serialiser(wiring.Component):
     as `o`, two bits a `tmds` clock (five per pixel), least significant first, for a DDR
     output register (`o[0]` first). `channel` (0-3) makes each channel's registers its own.
 
-    Timing (370 MHz): each channel has its own toggle synchroniser and load strobe (registered:
-    no XOR before the shift register's multiplexer), so they are placed beside its shift
-    register and pad: one strobe shared by the four channels, whose pads span 40 columns of the
+    Timing (370 MHz): each channel has its own synchroniser and load strobe (registered: no
+    XOR before the shift register's multiplexer), so they are placed beside its shift register
+    and pad: one strobe shared by the four channels, whose pads span 40 columns of the
     top edge, took 2.5 ns of routing (295 MHz). The copies start from different values
-    (`init`): Yosys would merge identical registers back into one. The strobe comes 3 of the 5
-    tmds clocks after the pixel edge, while `word`'s register is stable. Two register stages
-    before the pad: one hop from wherever the placer put the shift register took up to 3.2 ns.
+    (`init`: the pixel-domain toggle's by `channel & 1`, the synchroniser's by `channel >> 1`,
+    so the four chains differ): Yosys would merge identical registers back into one. The
+    strobe comes 3 of the 5 tmds clocks after the pixel edge, while `word`'s register is
+    stable. Two register stages before the pad: one hop from wherever the placer put the
+    shift register took up to 3.2 ns.
     No reset: the first routed build's worst TMDS path was the reset's fan-out into these
     registers."""
 
