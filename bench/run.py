@@ -257,15 +257,20 @@ def bench_detector_rtl(quick):
         from engine_model import engine_options
         res["engine_options"] = engine_options([frames[k] for k in indices], measured=cycles,
                                                budget=FRAME_BUDGET_CYCLES)
-        # The ULX3S board's detector (320x180 analysed, every third frame): its analyses
-        # against the three frame periods each one has, bit-exact like the others.
+        # The ULX3S board's detector (320x180 analysed, every P-th frame): its analyses
+        # against the P frame periods of the board's pixel clock each one has, bit-exact like
+        # the others.
+        sys.path.insert(0, str(ROOT / "bitstreams" / "ulx3s-85f"))
+        from top import TIMING
+
         from obscura.hw.camera_board import BOARD_DETECT_EVERY, BOARD_DETECTOR
         sim = DetectorSim(1280, 720, params=BOARD_DETECTOR, quiet=True)
         board = [compare(sim, frames[k], f"board detector, video frame {k}").cycles
                  for k in indices]
-        budget = BOARD_DETECT_EVERY * FRAME_BUDGET_CYCLES
+        budget = BOARD_DETECT_EVERY * TIMING.h_total * TIMING.v_total
         res["board"] = {
             "downscale": BOARD_DETECTOR.downscale, "detect_every": BOARD_DETECT_EVERY,
+            "pixel_clock_mhz": round(TIMING.pixel_hz / 1e6, 3),
             "analysis_budget_cycles": budget,
             "cycles_per_analysis_max_720p": int(max(board)),
             "cycles_per_analysis_mean_720p": int(np.mean(board)),
@@ -882,17 +887,21 @@ def bench_ulx3s(quick):
 
     sys.path.insert(0, str(ROOT / "bitstreams" / "ulx3s-85f"))
     res = {"command": "make bench (bench/run.py: bench_ulx3s); make bitstream BOARD=ulx3s-85f"}
-    native = video_frames_native(106)
+    from obscura.hw.camera_board import BOARD_DETECT_EVERY
+    # P + 3 frames: the board analyses every P-th frame, so frames 0 .. P are filled and the
+    # last two masked with frame 0's analysis.
+    count = BOARD_DETECT_EVERY + 3
+    native = video_frames_native(100 + count)
     if native:
         small = [np.ascontiguousarray(cv2.resize(f, (160, 120), interpolation=cv2.INTER_AREA))
-                 for f in native[100:106]]
-        source = "../shared/data/video frames 100-105"
+                 for f in native[100:100 + count]]
+        source = f"../shared/data/video frames 100-{99 + count}"
     else:
         from obscura.samples import astronaut_bgr
         img = np.ascontiguousarray(astronaut_bgr()[..., ::-1])
         small = [np.ascontiguousarray(cv2.resize(np.roll(img, 4 * k, axis=1), (160, 120),
                                                  interpolation=cv2.INTER_AREA))
-                 for k in range(6)]
+                 for k in range(count)]
         source = "astronaut photo, shifted"
     m, n, info = _board_sim_frames(160, 120, small)
     res["sim_small"] = {"geometry": "160x120 (CI)", "frames": source, "matched": m,
@@ -902,20 +911,19 @@ def bench_ulx3s(quick):
         res["sim_frames_matched_reason"] = ("--quick: only the 160x120 geometry ran "
                                             f"({m} of {n} matched)")
     else:
-        from top import CAMERA_PIXEL_HZ, PCLK_HZ, TIMING
+        from top import CAMERA_PIXEL_HZ, DVP_DEPTH, PCLK_HZ, TIMING
 
         from obscura.hw.camera_board import BOARD_DETECTOR
         from obscura.hw.ov5640 import OV5640_HTS
         from obscura.sim.board_sim import CameraTiming
-        # Six frames: the board analyses every third frame, so frames 0 .. 3 are filled and
-        # 4, 5 masked with frame 0's analysis.
-        frames = video_frames_720p(106)
-        frames = frames[100:106] if frames else [cv2.resize(f, (1280, 720)) for f in small]
+        frames = video_frames_720p(100 + count)
+        frames = frames[100:100 + count] if frames else \
+            [cv2.resize(f, (1280, 720)) for f in small]
         cam = CameraTiming(pclk_hz=PCLK_HZ, h_blank=2 * OV5640_HTS - 2 * 1280, v_front=2,
                            v_sync=4, v_back=14)
         m, n, info = _board_sim_frames(1280, 720, frames, timing=TIMING,
                                        cascade="frontalface_default", params=BOARD_DETECTOR,
-                                       camera=cam)
+                                       camera=cam, dvp_depth=DVP_DEPTH)
         res.update({"sim_frames_matched": m, "sim_frames_compared": n,
                     "sim_geometry": "1280x720, board timing", "sim_full": info,
                     "camera_pixel_mhz": round(CAMERA_PIXEL_HZ / 1e6, 4)})

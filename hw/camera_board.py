@@ -52,27 +52,28 @@ BOARD_MIN_BLOCK = 16
 #: router2's overused wires stopped falling at ~3,250 and rose from iteration 20; with the three
 #: wide ones in block RAM (199) they stalled at ~3,000-3,300 from iteration 16 to 35 (2026-11-27).
 BOARD_GROUPER_LUT_RAM = True
-#: The board's detector analyses every third frame (10 analyses a second at 720p30): one
-#: analysis at 320x180 takes 5.5-6.1 M clocks on the dev video (bench/engine_model.py),
-#: 2.2-2.5 frame periods of 2.475 M. Analysing every frame, every analysis would be abandoned
-#: and the board would show nothing but filled frames. Each analysis masks three frames; a
-#: new face can go unmasked for up to six frames (frame a's faces mask frames a + 4 .. a + 6)
-#: where every-frame analysis leaves two.
-BOARD_DETECT_EVERY = 3
+#: The board's detector analyses every sixth frame (5 analyses a second at 720p30): one
+#: analysis at 320x180 takes 5.5-6.1 M clocks on the dev video (bench/engine_model.py, and the
+#: RTL in `make bench`), 4.4-4.9 frame periods of the board's 1.235 M pixel clocks (1674 x 738
+#: at 37.14 MHz, `bitstreams/ulx3s-85f/top.py`); six give 7.41 M, the worst dev frame using
+#: 82 %. An analysis that does not end in time is abandoned and its frames filled. Each
+#: analysis masks six frames; a new face can go unmasked for up to twelve (0.4 s: frame a's
+#: faces mask frames a + 7 .. a + 12) where every-frame analysis leaves two.
+BOARD_DETECT_EVERY = 6
 
 
 class CameraBoard(wiring.Component):
     """See the module docstring. `timing` is the display raster (its active area must be
     `width` x `height`); `sccb_quarter` / `clocks_per_ms` scale the SCCB bit time and
     pauses (a simulation shortens them); `detect_every`: the detector's analysis period in
-    frames (`Anonymizer`)."""
+    frames (`Anonymizer`); `dvp_depth`: the camera FIFO's depth (`dvp.dvp_fifo_depth`)."""
 
     def __init__(self, width=1280, height=720, timing: VideoTiming = CEA_720P30,
                  cascade="frontalface_default", params=BOARD_DETECTOR,
                  camera_table=OV5640_720P30_RGB565, sccb_quarter=None, clocks_per_ms=None,
                  pattern_size=None, pattern_period=None, framer_depth=4096, max_hold=None,
                  debounce_bits=17, min_block=BOARD_MIN_BLOCK,
-                 detect_every=BOARD_DETECT_EVERY):
+                 detect_every=BOARD_DETECT_EVERY, dvp_depth=64):
         if (timing.h_active, timing.v_active) != (width, height):
             raise ValueError(f"the display's active area {timing.h_active}x{timing.v_active} "
                              f"must be the frame size {width}x{height}")
@@ -87,7 +88,7 @@ class CameraBoard(wiring.Component):
         self.camera_table = camera_table
         self.framer_depth, self.max_hold = framer_depth, max_hold
         self.regs = {r.name: r for r in anonymizer_register_map()}
-        self.detect_every = detect_every
+        self.detect_every, self.dvp_depth = detect_every, dvp_depth
         self.pipeline = Anonymizer(width, height, cascade, params, min_block=min_block,
                                    grouper_lut_ram=BOARD_GROUPER_LUT_RAM,
                                    detect_every=detect_every)
@@ -108,7 +109,7 @@ class CameraBoard(wiring.Component):
                                               clocks_per_ms=self.clocks_per_ms)
         m.d.comb += [self.sccb_scl_oe.eq(sccb.scl_oe), self.sccb_sda_oe.eq(sccb.sda_oe),
                      sccb.sda_i.eq(self.sccb_sda_i)]
-        m.submodules.dvp = dvp = DVPInput()
+        m.submodules.dvp = dvp = DVPInput(self.dvp_depth)
         m.d.comb += [dvp.vsync.eq(self.cam_vsync), dvp.href.eq(self.cam_href),
                      dvp.data.eq(self.cam_data)]
         m.submodules.pattern = pat = TestPattern(w, h, self.pattern_size, self.pattern_period)

@@ -18,6 +18,8 @@ belonged to comes out short, which the pipeline treats as a protocol error and f
 of the frame (fail closed), so losing pixels never shows a raw face.
 """
 
+import math
+
 import numpy as np
 from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import wiring
@@ -28,7 +30,7 @@ from amaranth.lib.wiring import In, Out
 from .types import Pixel, pixel_stream
 
 __all__ = ["DVPCapture", "DVPInput", "rgb565_expand", "rgb565_quantize", "rgb565_bytes",
-           "dvp_encode", "dvp_capture_model"]
+           "dvp_encode", "dvp_capture_model", "dvp_fifo_depth"]
 
 
 def rgb565_expand(r5, g6, b5):
@@ -161,6 +163,14 @@ class DVPCapture(wiring.Component):
         with m.Else():
             sync += phase.eq(0)
         return m
+
+
+def dvp_fifo_depth(width, pixel_hz, camera_pixel_hz, slack=64):
+    """The `DVPInput` FIFO depth (a power of two) for lines of `width` pixels sent at
+    `camera_pixel_hz` and taken at one a clock of `pixel_hz`: the pixels a line leaves waiting
+    when the camera is faster, plus `slack` for the crossing's latency and stalls."""
+    backlog = max(0.0, width * (1 - pixel_hz / camera_pixel_hz))
+    return 1 << (math.ceil(backlog) + slack - 1).bit_length()
 
 
 class DVPInput(wiring.Component):

@@ -27,19 +27,24 @@ __all__ = ["BoardSim", "BoardSimTop", "decode_tmds", "SIM_TIMING", "CameraTiming
 
 BOARD_HARNESS = HERE / "harness" / "board_harness.cpp"
 
-#: A small raster for CI: 160x120 picture; lines of 330 clocks at 74.25 MHz (4.44 us) are a
-#: little longer than the camera model's (360 PCLKs at 84 MHz, 4.29 us), as the board needs.
+#: A small raster for CI: 160x120 picture, lines of 330 clocks at 74.25 MHz (4.44 us).
 SIM_TIMING = VideoTiming(160, 100, 20, 50, 120, 3, 3, 6, 74.25e6, name="160x120 sim")
 
 
 @dataclass(frozen=True)
 class CameraTiming:
-    """The camera model's DVP timing, in PCLKs and line times."""
-    pclk_hz: float = 84e6
-    h_blank: int = 40
+    """The camera model's DVP timing, in PCLKs and line times. The defaults relate to
+    `SIM_TIMING` as the OV5640 to the board's raster: a camera line (2 x 160 + 52 PCLKs at
+    83.7 MHz) lasts one display line, and a camera frame (134 lines) two lines more than a
+    display frame (132), so the display waits for each frame at its end. A camera whose
+    frames are shorter than the display's fills the framer's FIFO frame after frame (and stalls
+    the pipeline into a DVP FIFO overflow); one whose lines are longer runs it dry within a
+    frame."""
+    pclk_hz: float = 83.7e6
+    h_blank: int = 52
     v_front: int = 2
     v_sync: int = 2
-    v_back: int = 2
+    v_back: int = 10
 
 
 class BoardSimTop(wiring.Component):

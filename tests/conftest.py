@@ -9,6 +9,19 @@ from obscura.samples import ASTRONAUT_FACE, astronaut_bgr
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("OBSCURA_SHARED_DATA", ROOT.parent / "shared" / "data"))
 BUILD = ROOT / "build"
+ULX3S_DIR = ROOT / "bitstreams" / "ulx3s-85f"
+
+
+def load_board_module(name):
+    """Import `bitstreams/ulx3s-85f/<name>.py` (the board's top and build script are not in
+    the package)."""
+    import importlib.util
+    import sys
+    sys.path.insert(0, str(ULX3S_DIR))
+    spec = importlib.util.spec_from_file_location(f"ulx3s_{name}", ULX3S_DIR / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 @pytest.fixture(scope="session")

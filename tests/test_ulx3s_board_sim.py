@@ -20,6 +20,8 @@ from obscura.sim.board_sim import BoardSim
 from obscura.sim.compare import assert_frames_equal
 
 W, H, CASCADE = 160, 120, "frontalface_alt"
+#: Frames the board fills after reset: the first analysis (frame 0) masks frames P + 1 .. 2P.
+FILLED = BOARD_DETECT_EVERY + 1
 LED_FAIL_CLOSED, LED_OVERRUN, LED_CAMERA, LED_PATTERN = 1, 2, 4, 8
 
 
@@ -43,19 +45,23 @@ def expected_output(frames, cfg=None):
         [rgb565_quantize(f) for f in frames], cfg)
 
 
+def shifts(n):
+    """Face shifts for `n` frames, the face moving a few pixels back and forth."""
+    return [(0, 4, 5, 6, 5)[k % 5] for k in range(n)]
+
+
 def test_board_shows_anonymized_camera_frames(board):
-    frames = face_frames([0, 4, 5, 6, 5, 4])
+    frames = face_frames(shifts(FILLED + 2))
     shown, problems, info = board.run(frames)
     assert not problems, problems
     expected = expected_output(frames)
     assert_shown_equal(expected, shown, "board camera frames")
-    # The board analyses every third frame (frame 0's analysis masks frames 4 .. 6): filled
-    # until the detector vouches (frames 0 .. 3), then masked, not raw.
-    assert BOARD_DETECT_EVERY == 3
-    assert all((f == 0).all() for f in shown[:4])
-    for f, raw in zip(shown[4:], frames[4:]):
+    # The board analyses every P-th frame: filled until the detector vouches (frames
+    # 0 .. P), then masked with frame 0's analysis, not raw.
+    assert all((f == 0).all() for f in shown[:FILLED])
+    for f, raw in zip(shown[FILLED:], frames[FILLED:]):
         assert not (f == 0).all() and (f != rgb565_quantize(raw)).any()
-    assert info["frames_shown"] == 6 and info["frames_broken"] == 0
+    assert info["frames_shown"] == len(frames) and info["frames_broken"] == 0
     assert info["leds"] & LED_CAMERA and not info["leds"] & LED_PATTERN
 
     # The camera was configured with the OV5640 table, every byte acknowledged.
@@ -69,7 +75,7 @@ def test_board_shows_anonymized_camera_frames(board):
 def test_mode_button_selects_blur():
     sim = BoardSim(W, H, cascade=CASCADE, quiet=True)
     sim.set_inputs(camera_present=True, btn_mode=1)        # pressed from reset: one press
-    frames = face_frames([0, 4, 5, 6, 5])
+    frames = face_frames(shifts(FILLED + 1))
     shown, problems, _ = sim.run(frames)
     assert not problems, problems
     assert_shown_equal(expected_output(frames, PipelineConfig(mode=Mode.BLUR)), shown,
@@ -77,17 +83,18 @@ def test_mode_button_selects_blur():
 
 
 def test_no_camera_shows_the_pattern_through_the_pipeline():
-    sim = BoardSim(W, H, cascade=CASCADE, quiet=True)
+    # Every frame analysed (detect_every=1, not the board's P): at this size an analysis needs
+    # longer than a frame, which is what this test is about.
+    sim = BoardSim(W, H, cascade=CASCADE, quiet=True, detect_every=1)
     sim.set_inputs(camera_present=False)
     shown, problems, info = sim.run([], frames_wanted=5)
     assert not problems, problems
     assert len(shown) == 5
     assert info["pattern_on"] == 1 and info["leds"] & LED_PATTERN
     assert not info["leds"] & LED_CAMERA
-    # The pattern comes at the display's frame rate; at this size the detector needs longer
-    # than its three frames, so every analysis is abandoned (the first as frame 3 ends) and
-    # every frame fails closed (filled): what the board must do when the detector cannot
-    # keep up.
+    # The pattern comes at the display's frame rate; the detector needs longer than a frame,
+    # so every analysis is abandoned (the first as frame 1 ends) and every frame fails closed
+    # (filled): what the board must do when the detector cannot keep up.
     assert all((f == 0).all() for f in shown)
     assert info["leds"] & LED_OVERRUN and info["leds"] & LED_FAIL_CLOSED
     scl, sda = sim.sccb_trace()
@@ -104,7 +111,7 @@ def test_board_video_frames(board, shared_data):
                 rgb = f.to_ndarray(format="rgb24")
                 frames.append(np.ascontiguousarray(
                     cv2.resize(rgb, (W, H), interpolation=cv2.INTER_AREA)))
-            if len(frames) == 6:        # frames 4, 5 masked with frame 0's analysis
+            if len(frames) == FILLED + 2:       # the last two masked with frame 0's analysis
                 break
     fresh = BoardSim(W, H, cascade=CASCADE, quiet=True)
     shown, problems, _ = fresh.run(frames)

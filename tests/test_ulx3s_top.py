@@ -2,26 +2,16 @@
 serialisers, the report check that makes `make bitstream` fail on missed timing, flashing
 without the tool."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 from amaranth.hdl import Module
 from amaranth.lib import io, wiring
 
+from conftest import load_board_module
 from obscura.hw.ecp5_pll import ecp5_pll
 
-BOARD_DIR = Path(__file__).resolve().parent.parent / "bitstreams" / "ulx3s-85f"
-
-
-def load(name):
-    sys.path.insert(0, str(BOARD_DIR))
-    spec = importlib.util.spec_from_file_location(f"ulx3s_{name}", BOARD_DIR / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+load = load_board_module
 
 
 def test_pll_search_respects_ecp5_limits():
@@ -40,6 +30,23 @@ def test_pll_search_respects_ecp5_limits():
     assert ecp5_pll(25.0, 125.0).fout_mhz == pytest.approx(125.0)
     with pytest.raises(ValueError, match="three secondary"):
         ecp5_pll(25.0, 100.0, (1, 2, 3, 4))
+
+
+def test_board_clocks_locked_to_the_camera():
+    top = load("top")
+    pix, xclk = top.PLL.secondary_mhz
+    assert pix == pytest.approx(top.PLL.fout_mhz / 5)     # bit clock / 5: DDR, 10 bits
+    assert abs(pix - 37.125) / 37.125 < 0.005
+    assert abs(xclk - 24.0) / 24.0 < 0.01
+    t = top.TIMING
+    assert (t.h_active, t.v_active, t.h_total) == (1280, 720, 1674)
+    # One display line lasts one camera line (to a clock) and the display frame is shorter
+    # than the camera's, so the display waits for each camera frame instead of falling behind.
+    from obscura.hw.ov5640 import OV5640_HTS, OV5640_VTS
+    camera_line = OV5640_HTS / top.CAMERA_PIXEL_HZ
+    assert abs(t.h_total / t.pixel_hz - camera_line) < 1 / t.pixel_hz
+    assert t.h_total * t.v_total / t.pixel_hz < OV5640_VTS * camera_line
+    assert 29.9 < t.pixel_hz / (t.h_total * t.v_total) < 30.1
 
 
 def test_camera_pin_map_in_the_constraints(tmp_path):

@@ -11,7 +11,8 @@ Adds to the board core (`obscura.hw.camera_board.CameraBoard`) what only a real 
   channel's own) and shifted out two bits per `tmds` clock, through two register stages, to
   ODDRX1F (Amaranth's `io.DDRBuffer`), least significant bit first; the clock channel sends
   0b0000011111 (the pixel clock). The GPDI pins are on the top edge, whose I/O logic has no
-  x2 gearing (ODDRX2F needs the left or right edge), so the serialiser runs at 370 MHz.
+  x2 gearing (ODDRX2F needs the left or right edge), so the serialiser runs in the fabric at
+  5 x the pixel clock (185.7 MHz).
 * pins: the camera as a named connector resource (`ov5640_resource`, easy to move), SCCB
   open drain with pull-ups, PWDN low and RESET high; LEDs and the FIRE buttons.
 
@@ -26,33 +27,44 @@ from amaranth.lib.wiring import In, Out
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
 from obscura.hw.camera_board import BOARD_DETECTOR, CameraBoard
+from obscura.hw.dvp import dvp_fifo_depth
 from obscura.hw.ecp5_pll import ecp5_pll
 from obscura.hw.ov5640 import OV5640_HTS, OV5640_PIXEL_HZ_AT_24MHZ, OV5640_VTS
 from obscura.hw.video_timing import VideoTiming
 
 __all__ = ["ov5640_resource", "Serialiser", "ULX3STop", "make_platform", "PLL", "TIMING", "PCLK_HZ",
-           "CAMERA_PIXEL_HZ"]
+           "CAMERA_PIXEL_HZ", "DVP_DEPTH", "PIXEL_HZ"]
 
-#: 25 MHz crystal -> CLKOP ~ 5 x 74.25 MHz (DDR: 10 bits per pixel), CLKOS the pixel clock,
-#: CLKOS2 ~ 24 MHz camera XCLK. With CLKFB_DIV <= 80 the nearest is 370 / 74.0 / 23.87 MHz
-#: (the pixel clock 0.34 % under 74.25 MHz; DVI receivers accept +-0.5 %).
-PLL = ecp5_pll(25.0, 5 * 74.25, (74.25, 24.0))
+#: The pixel clock: half of CEA 720p30's 74.25 MHz. The whole board routed at 46.8 MHz at
+#: best (nextpnr, 2026-11-27: 41,000 LUT4 and 187 of 208 block RAMs spread over the die, ~2,500
+#: paths short of 13.5 ns), so it runs at 37.1 MHz with a raster of half the width (below):
+#: the same line and frame rates as a 74.25 MHz one. The pipeline still takes the camera's
+#: 1280 pixels a line, each line in 1280 of its 1674 clocks (the DVP FIFO holds what arrives
+#: faster, `DVP_DEPTH`); the detector gets half the clocks a frame (`BOARD_DETECT_EVERY`).
+PIXEL_TARGET_MHZ = 74.25 / 2
+#: 25 MHz crystal -> CLKOP 5 x the pixel clock (DDR: 10 bits per pixel), CLKOS the pixel clock,
+#: CLKOS2 ~ 24 MHz camera XCLK: 185.7 / 37.14 / 23.96 MHz (the pixel clock 0.04 % over its
+#: target).
+PLL = ecp5_pll(25.0, 5 * PIXEL_TARGET_MHZ, (PIXEL_TARGET_MHZ, 24.0))
 PIXEL_HZ = PLL.secondary_mhz[0] * 1e6
 XCLK_HZ = PLL.secondary_mhz[1] * 1e6
 #: The camera's pixel rate and PCLK (two bytes per pixel) with that XCLK.
 CAMERA_PIXEL_HZ = OV5640_PIXEL_HZ_AT_24MHZ * XCLK_HZ / 24e6
 PCLK_HZ = 2 * CAMERA_PIXEL_HZ
 #: Display raster locked to the camera without a frame buffer: one camera line (HTS camera
-#: pixels) is exactly one display line (3348 pixel clocks, 1280 active: a 720p30 raster with a
-#: longer front porch than CEA VIC 62's 3300), and the display frame (738 lines) is two lines
-#: shorter than the camera's (VTS 740), so the display waits for each camera frame at its end
-#: (`DVIFramer`) instead of falling behind. 29.95 Hz.
+#: pixels) is exactly one display line (1674 pixel clocks, 1280 active: CEA 720p60's
+#: horizontal proportions, 1650 there, at 720p30's line rate), and the display frame (738
+#: lines) is two lines shorter than the camera's (VTS 740), so the display waits for each
+#: camera frame at its end (`DVIFramer`) instead of falling behind. 29.95 Hz.
 _LINE = round(OV5640_HTS * PIXEL_HZ / CAMERA_PIXEL_HZ)
 TIMING = VideoTiming(1280, _LINE - 1280 - 40 - 220, 40, 220, 720, 3, 5, OV5640_VTS - 2 - 728,
                      PIXEL_HZ, name=f"1280x720p30 locked to the OV5640 ({_LINE}x"
                      f"{OV5640_VTS - 2}, {PIXEL_HZ / 1e6:.2f} MHz)")
+#: The camera sends a line's 1280 pixels faster (41.9 Mpixel/s) than the pipeline takes them
+#: (one a pixel clock): 146 pixels wait in the DVP FIFO at the end of each line.
+DVP_DEPTH = dvp_fifo_depth(TIMING.h_active, PIXEL_HZ, CAMERA_PIXEL_HZ)
 
-#: Register stages between each serialiser and its pad (timing at 370 MHz, see `Serialiser`).
+#: Register stages between each serialiser and its pad (timing, see `Serialiser`).
 TMDS_PAD_STAGES = 2
 
 
@@ -61,15 +73,15 @@ class Serialiser(wiring.Component):
     as `o`, two bits a `tmds` clock (five per pixel), least significant first, for a DDR
     output register (`o[0]` first). `channel` (0-3) makes each channel's registers its own.
 
-    Timing (370 MHz): each channel has its own synchroniser and load strobe (registered: no
-    XOR before the shift register's multiplexer), so they are placed beside its shift register
-    and pad: one strobe shared by the four channels, whose pads span 40 columns of the
-    top edge, took 2.5 ns of routing (295 MHz). The copies start from different values
-    (`init`: the pixel-domain toggle's by `channel & 1`, the synchroniser's by `channel >> 1`,
-    so the four chains differ): Yosys would merge identical registers back into one. The
-    strobe comes 3 of the 5 tmds clocks after the pixel edge, while `word`'s register is
-    stable. Two register stages before the pad: one hop from wherever the placer put the
-    shift register took up to 3.2 ns.
+    Timing (written for 370 MHz, a 74.25 MHz pixel clock's five; 185.7 MHz now): each
+    channel has its own synchroniser and load strobe (registered: no XOR before the shift
+    register's multiplexer), so they are placed beside its shift register and pad: one strobe
+    shared by the four channels, whose pads span 40 columns of the top edge, took 2.5 ns of
+    routing (295 MHz). The copies start from different values (`init`: the pixel-domain
+    toggle's by `channel & 1`, the synchroniser's by `channel >> 1`, so the four chains
+    differ): Yosys would merge identical registers back into one. The strobe comes 3 of the 5
+    tmds clocks after the pixel edge, while `word`'s register is stable. Two register stages
+    before the pad: one hop from wherever the placer put the shift register took up to 3.2 ns.
     No reset: the first routed build's worst TMDS path was the reset's fan-out into these
     registers."""
 
@@ -138,7 +150,7 @@ def make_platform():
 class ULX3STop(wiring.Component):
     def __init__(self, core=None):
         self.core = core or CameraBoard(TIMING.h_active, TIMING.v_active, TIMING,
-                                        params=BOARD_DETECTOR)
+                                        params=BOARD_DETECTOR, dvp_depth=DVP_DEPTH)
         super().__init__({})
 
     def elaborate(self, platform):
