@@ -70,7 +70,8 @@ pynq-overlay: setup
 
 # Board bitstreams (issue 8): make bitstream BOARD=ulx3s-85f; fails (exit 2) when timing is not met.
 BOARD ?= ulx3s-85f
-# ABC9 (Yosys 0.70) asserts on the whole ULX3S design: map LUTs with classic ABC at once.
+# Map LUTs with classic ABC at once: ABC9 (Yosys 0.70) asserted on the whole ULX3S design, and
+# where it ran (98af316's sources) nextpnr placed its netlist at 29 MHz, classic ABC's at 36.
 BITSTREAM_OPTS ?= --classic-abc
 bitstream: setup
 	@test -f bitstreams/$(BOARD)/build.py || { echo "no board target bitstreams/$(BOARD)"; exit 1; }

@@ -937,7 +937,7 @@ def bench_ulx3s_build(quick):
     manifest_path = ROOT / "bitstreams" / "ulx3s-85f" / "manifest.json"
     if not quick:
         proc = subprocess.run([sys.executable, str(ROOT / "bitstreams" / "ulx3s-85f" /
-                                                   "build.py"), "bitstream"],
+                                                   "build.py"), "bitstream", "--classic-abc"],
                               capture_output=True, text=True)
         res["build_exit_code"] = proc.returncode
         res["build_stderr"] = proc.stderr.strip().splitlines()[-3:]

