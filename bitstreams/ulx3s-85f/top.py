@@ -35,7 +35,7 @@ from obscura.hw.video_timing import VideoTiming
 __all__ = ["ov5640_resource", "Serialiser", "ULX3STop", "make_platform", "PLL", "TIMING", "PCLK_HZ",
            "CAMERA_PIXEL_HZ", "DVP_DEPTH", "PIXEL_HZ"]
 
-#: The pixel clock: half of CEA 720p30's 74.25 MHz. The whole board routed at 46.8 MHz at
+#: The pixel clock: half of CEA 720p30's 74.25 MHz. The whole board routed at 46.8-52 MHz at
 #: best (nextpnr, 2026-11-27: 41,000 LUT4 and 187 of 208 block RAMs spread over the die, ~2,500
 #: paths short of 13.5 ns), so it runs at 37.1 MHz with a raster of half the width (below):
 #: the same line and frame rates as a 74.25 MHz one. The pipeline still takes the camera's
