@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from conftest import real_frame_rgb
+from conftest import load_board_module, real_frame_rgb
 from obscura.hw.dvp import DVPInput, dvp_capture_model, dvp_encode, dvp_fifo_depth, rgb565_quantize
 from obscura.hw.mask_model import frames_to_stream
+from obscura.hw.ov5640 import OV5640_HTS
 
 
 def frames(w=24, h=6, n=2):
@@ -96,12 +97,11 @@ def test_board_fifo_holds_what_a_camera_line_leaves_waiting():
     # On the board the camera sends a line's 1280 pixels at 41.9 Mpixel/s and the pipeline
     # takes one a 37.14 MHz clock: ~146 pixels wait at the end of each line. Two camera lines
     # at the board's own clocks: the board's depth passes them all, the default 64 does not.
-    from conftest import load_board_module
     top = load_board_module("top")
     assert top.DVP_DEPTH == dvp_fifo_depth(1280, top.PIXEL_HZ, top.CAMERA_PIXEL_HZ) == 256
     assert dvp_fifo_depth(1280, 74.25e6, top.CAMERA_PIXEL_HZ) == 64   # the pipeline faster
     line = np.tile(real_frame_rgb(64, 48)[:2], (1, 20, 1))             # 2 lines of 1280
-    vs, hr, da = dvp_encode([line], h_blank=2 * 1890 - 2 * 1280)
+    vs, hr, da = dvp_encode([line], h_blank=2 * OV5640_HTS - 2 * 1280)
     cam, sync = 1 / top.PCLK_HZ, 1 / top.PIXEL_HZ
     rgb, _, _, overflow = run_capture(vs, hr, da, cam, sync, depth=top.DVP_DEPTH)
     assert not overflow and len(rgb) == 2 * 1280

@@ -8,10 +8,8 @@ import pytest
 from amaranth.hdl import Module
 from amaranth.lib import io, wiring
 
-from conftest import load_board_module
+from conftest import load_board_module as load
 from obscura.hw.ecp5_pll import ecp5_pll
-
-load = load_board_module
 
 
 def test_pll_search_respects_ecp5_limits():
