@@ -392,9 +392,10 @@ def bench_pipeline(quick):
     return res
 
 
-def compare_pipeline(frames, width, height, label, every=1):
+def compare_pipeline(frames, width, height, label, every=1, first_index=0):
     """The RTL pipeline against `PipelineModel` frame by frame (every `every`-th frame of
-    `frames`, as one sequence); on a mismatch, save expected, got and a difference image under
+    `frames`, as one sequence from reset; `first_index`: the video index of `frames[0]`, for
+    the reports); on a mismatch, save expected, got and a difference image under
     build/bench/pipeline-mismatch and report the first pixels that differ."""
     from obscura.hw.pipeline_model import PipelineConfig, PipelineModel
     from obscura.sim.compare import assert_frames_equal
@@ -409,48 +410,78 @@ def compare_pipeline(frames, width, height, label, every=1):
     t0 = time.perf_counter()
     stopped = None
     for k in range(0, len(frames), every):
+        n = first_index + k
         expected = model.process_frames([frames[k]], cfg)
         compared += 1
         try:
             got = sim.process_frames([frames[k]])
         except RuntimeError as exc:     # e.g. the detector never finishes: count it and stop
             mismatches += 1
-            stopped = f"{label} video frame {k}: {exc}; the comparison stopped there"
+            stopped = f"{label} video frame {n}: {exc}; the comparison stopped there"
             reports.append(stopped)
             print(f"  pipeline RTL {stopped}", flush=True)
             break
         if (got[0] != expected[0]).any():
             mismatches += 1
             try:
-                assert_frames_equal(expected, got, f"{label} frame {k}",
+                assert_frames_equal(expected, got, f"{label} frame {n}",
                                     OUT / "pipeline-mismatch")
             except AssertionError as exc:
-                reports.append(f"{label} video frame {k}: {exc}")
-                print(f"  pipeline RTL {label} frame {k}: MISMATCH\n{exc}", flush=True)
+                reports.append(f"{label} video frame {n}: {exc}")
+                print(f"  pipeline RTL {label} frame {n}: MISMATCH\n{exc}", flush=True)
         if compared % 25 == 0:
-            print(f"  pipeline RTL {label}: {compared} frames, {mismatches} mismatches, "
-                  f"{(time.perf_counter() - t0) / compared:.1f} s a frame", flush=True)
+            print(f"  pipeline RTL {label} (from frame {first_index}): {compared} frames, "
+                  f"{mismatches} mismatches, {(time.perf_counter() - t0) / compared:.1f} s a "
+                  f"frame", flush=True)
     return {"compared": compared, "mismatches": mismatches, "reports": reports[:10], "sim": sim,
             "stopped": stopped,
             "seconds_per_frame": round((time.perf_counter() - t0) / max(compared, 1), 2)}
 
 
-#: The dev video at 1280x720 through the RTL pipeline: every this many frames (a 720p frame
-#: takes about a minute of Verilator time; the native size runs every frame).
-PIPELINE_720P_EVERY = 5
+#: The dev video at 1280x720 through the RTL pipeline: every frame, cut into this many
+#: segments that run side by side, one process each (a 720p frame takes ~50 s of Verilator
+#: time on one core: ~3.8 h for the video in one process). Each segment starts from reset,
+#: like the pipeline after a power-up, in the model and in the RTL alike.
+PIPELINE_720P_SEGMENTS = 2
+
+
+def segments(count, parts):
+    """`parts` contiguous (start, stop) ranges covering range(count), sizes differing by one
+    at most."""
+    cuts = [count * i // parts for i in range(parts + 1)]
+    return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
+
+
+def _compare_720p_segment(span, every):
+    start, stop = span
+    frames = video_frames_720p(stop)[start:]
+    cmp = compare_pipeline(frames, 1280, 720, "720p", every=every, first_index=start)
+    cmp.pop("sim")
+    return cmp
 
 
 def bench_pipeline_720p(quick):
-    """Whole pipeline at 1280x720 (the dev video scaled): RTL against the composed model."""
+    """Whole pipeline at 1280x720 (the dev video scaled): RTL against the composed model, every
+    frame (`--quick`: every 50th, one segment)."""
+    from concurrent.futures import ProcessPoolExecutor
+
     frames = video_frames_720p(None)
     if not frames:
         return {"rtl_frames_compared_720p": None, "reason": "../shared/data/video not found"}
-    every = 50 if quick else PIPELINE_720P_EVERY
-    cmp = compare_pipeline(frames, 1280, 720, "720p", every=every)
-    return {"rtl_frames_compared_720p": cmp["compared"], "rtl_mismatches_720p": cmp["mismatches"],
-            "rtl_mismatch_reports_720p": cmp["reports"], "rtl_720p_every": every,
-            "rtl_stopped_720p": cmp["stopped"],
-            "sim_seconds_per_frame_720p": cmp["seconds_per_frame"]}
+    every, parts = (50, 1) if quick else (1, PIPELINE_720P_SEGMENTS)
+    spans = segments(len(frames), parts)
+    del frames                          # each segment's process decodes its own
+    with ProcessPoolExecutor(max_workers=len(spans)) as pool:
+        done = list(pool.map(_compare_720p_segment, spans, [every] * len(spans)))
+    stopped = [c["stopped"] for c in done if c["stopped"]]
+    return {"rtl_frames_compared_720p": sum(c["compared"] for c in done),
+            "rtl_mismatches_720p": sum(c["mismatches"] for c in done),
+            "rtl_mismatch_reports_720p": [r for c in done for r in c["reports"]][:10],
+            "rtl_720p_every": every, "rtl_720p_segments": spans,
+            "rtl_stopped_720p": "; ".join(stopped) or None,
+            "sim_seconds_per_frame_720p": round(
+                sum(c["seconds_per_frame"] * c["compared"] for c in done)
+                / max(1, sum(c["compared"] for c in done)), 2)}
 
 
 #: Bound on one nextpnr run in the bench (seconds), so that `make bench` always ends.
