@@ -87,3 +87,13 @@ def test_unknown_sections_are_refused_with_the_list():
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert "unknown section(s) nosuch" in proc.stderr and "detector_rtl" in proc.stderr
+
+
+def test_video_segments_cover_every_frame_once():
+    for count, parts in [(275, 2), (275, 3), (7, 7), (3, 5), (1, 1)]:
+        spans = bench.segments(count, parts)
+        assert spans[0][0] == 0 and spans[-1][1] == count
+        assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))     # contiguous, no overlap
+        sizes = [b - a for a, b in spans]
+        assert min(sizes) >= 1 and max(sizes) - min(sizes) <= 1
+    assert bench.segments(275, 2) == [(0, 137), (137, 275)]
