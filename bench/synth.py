@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["synthesize", "DEVICES"]
+__all__ = ["synthesize", "placed_numbers", "DEVICES"]
 
 #: nextpnr-ecp5 device flags and the package used for placement.
 DEVICES = {"LFE5U-85F": ("--85k", "CABGA381"), "LFE5U-45F": ("--45k", "CABGA381"),
@@ -106,3 +106,26 @@ def synthesize(component, name, out_dir, device="LFE5U-85F", speed=6, freq_mhz=1
     cached.write_text(json.dumps({"key": key, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
                                   "result": result}) + "\n")
     return result
+
+
+def placed_numbers(log_path):
+    """What a nextpnr log says before routing ends: the last Fmax estimate per clock and the
+    device utilisation after packing (for a run stopped by its time bound); None when the
+    log has no estimate yet."""
+    import re
+    text = Path(log_path).read_text()
+    fmax = dict(re.findall(r"Max frequency for clock +'([^']+)': ([0-9.]+) MHz", text))
+    if not fmax:
+        return None
+    util = {cell: (int(used), int(avail)) for cell, used, avail in
+            re.findall(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)", text, re.M)}
+    comb_used, comb_avail = util.get("TRELLIS_COMB", (0, 0))
+    iters = re.findall(r"iter=(\d+) .*overused=(\d+)", text)
+    return {"fmax_placed_mhz": round(min(float(v) for v in fmax.values()), 2),
+            "fmax_placed_by_clock": {k: float(v) for k, v in fmax.items()},
+            "luts": comb_used, "luts_available": comb_avail,
+            "lut_pct": round(100 * comb_used / max(comb_avail, 1), 2),
+            "ffs": util.get("TRELLIS_FF", (0, 0))[0], "ebr": util.get("DP16KD", (0, 0))[0],
+            "dsp": util.get("MULT18X18D", (0, 0))[0],
+            "router_last_iteration": ({"iteration": int(iters[-1][0]),
+                                       "overused_wires": int(iters[-1][1])} if iters else None)}

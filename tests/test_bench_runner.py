@@ -1,6 +1,7 @@
 """`make bench` runs its sections as child processes, one per core: the scheduler keeps the
 order rules (a section after the ones it reads, wall-clock sections alone) and keeps a failed
-section's reason. Fake sections here: each records when it ran."""
+section's reason. Fake sections here: each records when it ran. Also the bench's helpers that
+decide what a long run reports: the 720p video's segments, a stopped nextpnr run's numbers."""
 
 import json
 import subprocess
@@ -97,3 +98,25 @@ def test_video_segments_cover_every_frame_once():
         sizes = [b - a for a, b in spans]
         assert min(sizes) >= 1 and max(sizes) - min(sizes) <= 1
     assert bench.segments(275, 2) == [(0, 137), (137, 275)]
+
+
+def test_a_stopped_place_and_route_still_reports_its_estimate_and_utilisation(tmp_path):
+    from synth import placed_numbers
+
+    log = tmp_path / "nextpnr.log"
+    log.write_text("Info: Device utilisation:\n"
+                   "Info: \t              DP16KD:     180/    208    86%\n"
+                   "Info: \t          MULT18X18D:      67/    156    42%\n"
+                   "Info: \t          TRELLIS_FF:   24138/  83640    28%\n"
+                   "Info: \t        TRELLIS_COMB:   47236/  83640    56%\n"
+                   "Info: Max frequency for clock 'clk': 48.10 MHz (FAIL at 74.25 MHz)\n"
+                   "Info: Max frequency for clock 'clk': 51.95 MHz (FAIL at 74.25 MHz)\n"
+                   "Info:     iter=9 wires=899869 overused=14612 overuse=14955 archfail=NA\n"
+                   "Info:     iter=10 wires=904240 overused=14058 overuse=14331 archfail=NA\n")
+    got = placed_numbers(log)
+    assert got["fmax_placed_mhz"] == 51.95         # the last estimate, after refinement
+    assert (got["luts"], got["ffs"], got["ebr"], got["dsp"]) == (47236, 24138, 180, 67)
+    assert got["lut_pct"] == 56.48
+    assert got["router_last_iteration"] == {"iteration": 10, "overused_wires": 14058}
+    log.write_text("Info: Packing IOs..\n")
+    assert placed_numbers(log) is None
