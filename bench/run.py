@@ -21,6 +21,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 OUT = ROOT / "build" / "bench"
+#: The dev video of ../shared/data (640x360, 275 frames).
+DEV_VIDEO = ROOT.parent / "shared" / "data" / "video" / "hamilton-640x360.mp4"
 
 
 def git_hash():
@@ -95,7 +97,7 @@ def bench_mask(quick):
 
 def video_frames_720p(limit=None):
     """Frames of ../shared/data/video scaled to 1280x720 (RGB), or None when absent."""
-    path = ROOT.parent / "shared" / "data" / "video" / "hamilton-640x360.mp4"
+    path = DEV_VIDEO
     if not path.exists():
         return None
     import cv2
@@ -318,7 +320,7 @@ def bench_detector_synth(quick):
 
 def video_frames_native(limit=None):
     """Frames of ../shared/data/video at their own size (RGB), or None when absent."""
-    path = ROOT.parent / "shared" / "data" / "video" / "hamilton-640x360.mp4"
+    path = DEV_VIDEO
     if not path.exists():
         return None
     import av
@@ -465,12 +467,12 @@ def bench_pipeline_720p(quick):
     frame (`--quick`: every 50th, one segment)."""
     from concurrent.futures import ProcessPoolExecutor
 
-    frames = video_frames_720p(None)
-    if not frames:
+    if not DEV_VIDEO.exists():
         return {"rtl_frames_compared_720p": None, "reason": "../shared/data/video not found"}
+    from obscura.media import iter_frames
+    count = sum(1 for _ in iter_frames(DEV_VIDEO))  # each segment's process decodes its own
     every, parts = (50, 1) if quick else (1, PIPELINE_720P_SEGMENTS)
-    spans = segments(len(frames), parts)
-    del frames                          # each segment's process decodes its own
+    spans = segments(count, parts)
     with ProcessPoolExecutor(max_workers=len(spans)) as pool:
         done = list(pool.map(_compare_720p_segment, spans, [every] * len(spans)))
     stopped = [c["stopped"] for c in done if c["stopped"]]
@@ -731,7 +733,7 @@ def pynq_dev_frames(limit):
     tests/test_pynq_backend.py."""
     import av
     import cv2
-    path = ROOT.parent / "shared" / "data" / "video" / "hamilton-640x360.mp4"
+    path = DEV_VIDEO
     if not path.exists():
         return None
     out = []
@@ -844,7 +846,7 @@ def bench_cluster(quick):
 
     res = {"command": "make bench (bench/run.py: bench_cluster)", "backend": "model",
            "cores": os.cpu_count()}
-    src = ROOT.parent / "shared" / "data" / "video" / "hamilton-640x360.mp4"
+    src = DEV_VIDEO
     if not src.exists():
         return {**res, "speedup_2_workers": None, "reason": "../shared/data/video not found"}
     hold, chunk_frames = 15, 60
