@@ -25,10 +25,13 @@ WINDOW_OVERHEAD = 3
 ROW_DRAIN, NF_DRAIN = 7, ISQRT_STAGES + 7
 
 
-#: (lanes, corners a clock, speculative next stage, rows overlapped): the engine as built first.
-VARIANTS = [(1, 4, False, False), (1, 4, True, False), (1, 4, True, True), (2, 4, True, True),
-            (4, 4, True, True), (1, 8, True, True), (2, 8, True, True), (4, 8, True, True),
-            (8, 8, True, True), (8, 16, True, True)]
+#: (lanes, corners a clock, speculative next stage, rows overlapped, filter stages): the
+#: engine as built first.
+VARIANTS = [(1, 4, False, False, 0), (1, 4, True, False, 0), (1, 4, True, True, 0),
+            (2, 4, True, True, 0), (4, 4, True, True, 0), (1, 8, True, True, 0),
+            (2, 8, True, True, 0), (4, 8, True, True, 0), (8, 8, True, True, 0),
+            (8, 16, True, True, 0), (4, 8, True, True, 1), (4, 8, True, True, 3),
+            (8, 16, True, True, 3)]
 
 
 def groups_per_stage(cas, corners):
@@ -44,11 +47,16 @@ def groups_per_stage(cas, corners):
     return np.array(out)
 
 
-def frame_cycles(grids, cas, lanes=1, corners=4, speculate=False, overlap_rows=False):
+def frame_cycles(grids, cas, lanes=1, corners=4, speculate=False, overlap_rows=False,
+                 filter_stages=0):
     """Clocks of one frame's analysis (`grids`: `detector_model.stage_grids` of the frame) for
     an engine variant. `overlap_rows`: the next window
     row's integral rows and nf are built while this row's windows are evaluated (a ring with
-    room for both), so a window row costs the longer of the two."""
+    room for both), so a window row costs the longer of the two. `filter_stages` = k > 0: a
+    filter evaluates stages 0 .. k - 1 of one window a clock (nf too) as the row streams past,
+    and queues the windows that pass them for the engine, which starts them at stage k."""
+    if filter_stages:
+        return _filtered_frame_cycles(grids, cas, lanes, corners, filter_stages)
     g = groups_per_stage(cas, corners)
     # Entering stage k costs its groups; a drain follows every stage entered, or with
     # speculation only the last one (the stage that decides the window).
@@ -78,6 +86,42 @@ def frame_cycles(grids, cas, lanes=1, corners=4, speculate=False, overlap_rows=F
     return total
 
 
+def _filtered_frame_cycles(grids, cas, lanes, corners, k):
+    # Speculative engine, rows overlapped; survivors leave the filter through a FIFO, so a
+    # batch of `lanes` is consecutive survivors, not neighbouring positions.
+    enter = np.concatenate([[0], np.cumsum(groups_per_stage(cas, corners))])
+    total = 0
+    for _li, (_f, ws, _hs, step), _xs, _ys, passed in grids:
+        for r, row in enumerate(passed):
+            build = (cas.height + 1 if r == 0 else step) * (ws + 1) + ROW_DRAIN
+            vis = dm.visited(row)
+            filt = int(vis.sum()) + NF_DRAIN
+            deep = np.minimum(row[vis & (row >= k)] + 1, cas.num_stages)
+            deep = np.concatenate([deep, np.full((-len(deep)) % lanes, k)]).reshape(-1, lanes)
+            work = int((WINDOW_OVERHEAD + DRAIN + enter[deep.max(1)] - enter[k]).sum())
+            total += build + max(filt, work) if r == 0 else max(build, filt, work)
+    return total
+
+
+def frame_work(grids, cas):
+    """(integral corner terms, weak classifiers) a frame's visited windows evaluate: the work
+    any engine must do, whatever its organisation (`grids`: `detector_model.stage_grids`)."""
+    terms = dm._corner_terms(cas)
+    per_stage = [sum(len(terms[cas.node_feature[int(cas.weak_root[k])]])
+                     for k in range(int(cas.stage_first[s]),
+                                    int(cas.stage_first[s]) + int(cas.stage_count[s])))
+                 for s in range(cas.num_stages)]
+    corners_upto = np.concatenate([[0], np.cumsum(per_stage)])
+    weak_upto = np.concatenate([[0], np.cumsum(cas.stage_count)])
+    corners = weak = 0
+    for _li, _level, _xs, _ys, passed in grids:
+        for row in passed:
+            entered = np.minimum(row[dm.visited(row)] + 1, cas.num_stages)
+            corners += int(corners_upto[entered].sum())
+            weak += int(weak_upto[entered].sum())
+    return corners, weak
+
+
 def engine_options(frames, cascade="frontalface_default", params=None, measured=None,
                    budget=2_475_000):
     """Clock estimates per frame for engine variants; `measured` (RTL cycles of the same
@@ -86,13 +130,22 @@ def engine_options(frames, cascade="frontalface_default", params=None, measured=
     cas = load_cascade(cascade)
     per_frame = [dm.stage_grids(f, cas, params) for f in frames]
     rows = []
-    for lanes, corners, speculate, overlap in VARIANTS:
-        cyc = [frame_cycles(lv, cas, lanes, corners, speculate, overlap) for lv in per_frame]
+    for lanes, corners, speculate, overlap, filt in VARIANTS:
+        cyc = [frame_cycles(lv, cas, lanes, corners, speculate, overlap, filt)
+               for lv in per_frame]
         rows.append({"lanes": lanes, "corners_per_clock": corners,
                      "speculative_next_stage": speculate, "rows_overlapped": overlap,
+                     "filter_stages": filt,
                      "cycles_mean": int(np.mean(cyc)), "cycles_max": int(max(cyc)),
                      "over_budget_max": round(max(cyc) / budget, 2)})
-    out = {"frames": len(frames), "cascade": cascade, "variants": rows}
+    # The work itself: integral corners a clock that any organisation must sustain to finish
+    # the worst frame within the budget (lanes in lockstep need more: they idle on divergence).
+    work = [frame_work(lv, cas) for lv in per_frame]
+    worst = max(work)
+    out = {"frames": len(frames), "cascade": cascade, "variants": rows,
+           "corner_terms_max": worst[0], "weak_evaluated_max": worst[1],
+           "corners_per_clock_needed": round(worst[0] / budget, 1),
+           "weak_per_clock_needed": round(worst[1] / budget, 2)}
     if measured:
         model = [frame_cycles(lv, cas) for lv in per_frame]
         out["calibration_model_over_rtl"] = round(float(np.mean(

@@ -120,3 +120,21 @@ def test_a_stopped_place_and_route_still_reports_its_estimate_and_utilisation(tm
     assert got["router_last_iteration"] == {"iteration": 10, "overused_wires": 14058}
     log.write_text("Info: Packing IOs..\n")
     assert placed_numbers(log) is None
+
+
+def test_the_engine_workload_counts_the_weak_classifiers_the_model_evaluates():
+    """`engine_model.frame_work` (the work any engine organisation must do) counts the same
+    weak classifiers as the detector model's counter, which the RTL's counter equals."""
+    from engine_model import frame_work
+
+    from conftest import real_frame_rgb
+    from obscura.hw import detector_model as dm
+    from obscura.hw.cascade import load_cascade
+
+    cas = load_cascade("frontalface_default")
+    frame = real_frame_rgb(320, 240)
+    params = dm.DetectorParams()
+    corners, weak = frame_work(dm.stage_grids(frame, cas, params), cas)
+    det = dm.detect(frame, cas, params)
+    assert weak == det.weak_evaluated > 0
+    assert corners > 2 * weak          # every weak classifier reads two rectangles or more
