@@ -106,12 +106,8 @@ def _filtered_frame_cycles(grids, cas, lanes, corners, k):
 def frame_work(grids, cas):
     """(integral corner terms, weak classifiers) a frame's visited windows evaluate: the work
     any engine must do, whatever its organisation (`grids`: `detector_model.stage_grids`)."""
-    terms = dm._corner_terms(cas)
-    per_stage = [sum(len(terms[cas.node_feature[int(cas.weak_root[k])]])
-                     for k in range(int(cas.stage_first[s]),
-                                    int(cas.stage_first[s]) + int(cas.stage_count[s])))
-                 for s in range(cas.num_stages)]
-    corners_upto = np.concatenate([[0], np.cumsum(per_stage)])
+    # One corner a clock: a stage's clocks are its corner terms.
+    corners_upto = np.concatenate([[0], np.cumsum(groups_per_stage(cas, 1))])
     weak_upto = np.concatenate([[0], np.cumsum(cas.stage_count)])
     corners = weak = 0
     for _li, _level, _xs, _ys, passed in grids:
@@ -141,11 +137,11 @@ def engine_options(frames, cascade="frontalface_default", params=None, measured=
     # The work itself: integral corners a clock that any organisation must sustain to finish
     # the worst frame within the budget (lanes in lockstep need more: they idle on divergence).
     work = [frame_work(lv, cas) for lv in per_frame]
-    worst = max(work)
+    corners_max, weak_max = (max(w[i] for w in work) for i in (0, 1))
     out = {"frames": len(frames), "cascade": cascade, "variants": rows,
-           "corner_terms_max": worst[0], "weak_evaluated_max": worst[1],
-           "corners_per_clock_needed": round(worst[0] / budget, 1),
-           "weak_per_clock_needed": round(worst[1] / budget, 2)}
+           "corner_terms_max": corners_max, "weak_evaluated_max": weak_max,
+           "corners_per_clock_needed": round(corners_max / budget, 1),
+           "weak_per_clock_needed": round(weak_max / budget, 2)}
     if measured:
         model = [frame_cycles(lv, cas) for lv in per_frame]
         out["calibration_model_over_rtl"] = round(float(np.mean(
