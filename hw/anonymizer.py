@@ -28,8 +28,8 @@ from .types import BLOCK_SIZES, Geometry, Pixel
 __all__ = ["Anonymizer", "AnonymizerAxi", "DELAY"]
 
 #: Clocks every pixel waits between the detector's tap and the mask unit: more than the
-#: tracker needs to apply a frame's results (32 detections x 42 clocks + two pipelined 32-slot
-#: passes: 1,419 clocks, measured by tests/test_tracker_amaranth.py).
+#: tracker needs to apply a frame's results (32 detections x 44 clocks + two pipelined 32-slot
+#: passes: 1,485 clocks, measured by tests/test_tracker_amaranth.py).
 DELAY = 2048
 TS_BITS = 24
 
