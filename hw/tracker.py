@@ -186,7 +186,7 @@ class Tracker(wiring.Component):
         # APPLY: the chosen slot's new state is computed into `new` from `cur`, then written.
         sel = Signal(range(n))
         new = Signal(SlotState)
-        for slot, (state, we_new, we_aged) in enumerate(zip(slot_regs, new_we, aged_we)):
+        for state, we_new, we_aged in zip(slot_regs, new_we, aged_we):
             with m.If(we_new):
                 m.d.sync += state.eq(new)
             with m.If(we_aged):
