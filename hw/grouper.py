@@ -106,7 +106,7 @@ class Grouper(wiring.Component):
         seed_w, (seed_a, seed_b) = mem("seeds", Rect, 2)
         acc_w, (acc_r,) = mem("sums", sums_layout, 1)
         mean_w, (mean_a, mean_b) = mem("means", Rect, 2)
-        lab_w, (lab_a, lab_b) = mem("labels", ib, 2)
+        lab_w, (lab_a, lab_b, lab_c) = mem("labels", ib, 3)
         msum_w, (msum_r,) = mem("merged", sums_layout, 1)
         cl_w, (cl_a, cl_b) = mem("clusters", cl_layout, 2)
 
@@ -158,6 +158,17 @@ class Grouper(wiring.Component):
         m.d.comb += [div_out.x.eq(div_q[0]), div_out.y.eq(div_q[1]), div_out.w.eq(div_q[2]),
                      div_out.h.eq(div_q[3])]
 
+        # Read addresses straight from registers, the same in every state (a read has no side
+        # effect): an address multiplexed by the state was the detector's worst routed path
+        # (the state's decode, then 5.6 ns of routing to the labels' LUT RAM). The merged sums
+        # are read at a cluster's label (MERGE_ACC) or at idx (FINAL_RD): `msum_by_label`,
+        # a register, selects.
+        msum_by_label = Signal()
+        m.d.comb += [seed_a.addr.eq(i), seed_b.addr.eq(j), mean_a.addr.eq(i),
+                     mean_b.addr.eq(j), lab_a.addr.eq(i), lab_b.addr.eq(j), lab_c.addr.eq(idx),
+                     acc_r.addr.eq(idx), cl_a.addr.eq(i), cl_b.addr.eq(j),
+                     msum_r.addr.eq(Mux(msum_by_label, lab_c.data, idx))]
+
         mn = self.min_neighbors
         m.d.comb += [self.done.eq(0), div_start.eq(0)]
         with m.FSM(name="grouper") as fsm:
@@ -187,7 +198,6 @@ class Grouper(wiring.Component):
                 d_valid, d_idx, d_seed = Signal(), Signal(range(nmax + 1)), Signal(Rect)
                 s_valid, s_idx, s_parts = Signal(), Signal(range(nmax + 1)), Signal(SimParts)
                 c_valid, c_idx, c_sim = Signal(), Signal(range(nmax + 1)), Signal()
-                m.d.comb += seed_a.addr.eq(i)
                 m.d.sync += [rd_valid.eq(0), d_valid.eq(rd_valid), d_idx.eq(rd_idx),
                              d_seed.eq(seed_a.data), s_valid.eq(d_valid), s_idx.eq(d_idx),
                              *similar_parts(s_parts, d_seed, r),
@@ -200,7 +210,6 @@ class Grouper(wiring.Component):
                 with m.Elif(~rd_valid & ~d_valid & ~s_valid & ~c_valid):
                     m.next = "NEW"
             with m.State("ADD"):
-                m.d.comb += acc_r.addr.eq(idx)
                 m.next = "ADD_REG"
             with m.State("ADD_REG"):
                 # Block RAM outputs are registered before an adder (timing), here and below.
@@ -230,7 +239,6 @@ class Grouper(wiring.Component):
                     m.d.sync += [i.eq(1), j.eq(0)]
                     m.next = "PAIR_RD"
                 with m.Else():
-                    m.d.comb += acc_r.addr.eq(idx)
                     m.next = "MEAN_DIV"
             with m.State("MEAN_DIV"):
                 m.d.comb += [div_src.eq(acc_r.data), div_start.eq(1)]
@@ -242,10 +250,8 @@ class Grouper(wiring.Component):
                     m.next = "MEAN_RD"
             # ---------------------------------------------------------- merge pass
             with m.State("PAIR_RD"):
-                m.d.comb += [seed_a.addr.eq(i), seed_b.addr.eq(j), mean_a.addr.eq(i),
-                             mean_b.addr.eq(j), lab_a.addr.eq(i), lab_b.addr.eq(j)]
                 with m.If(i >= n):
-                    m.d.sync += [idx.eq(0), nc.eq(0)]
+                    m.d.sync += [idx.eq(0), nc.eq(0), msum_by_label.eq(1)]
                     m.next = "MERGE_RD"
                 with m.Else():
                     m.next = "PAIR_DATA"
@@ -276,25 +282,22 @@ class Grouper(wiring.Component):
                 # Relabel hi -> lo: read label k, write it back a clock later.
                 sweep_valid = Signal()
                 sweep_k = Signal(range(nmax + 1))
-                m.d.comb += lab_a.addr.eq(idx)
                 m.d.sync += [sweep_valid.eq(idx < n), sweep_k.eq(idx), idx.eq(idx + 1)]
-                with m.If(sweep_valid & (lab_a.data == hi)):
+                with m.If(sweep_valid & (lab_c.data == hi)):
                     m.d.comb += [lab_w.addr.eq(sweep_k), lab_w.data.eq(lo), lab_w.en.eq(1)]
                 with m.If(~sweep_valid & (idx > n)):
                     m.next = "PAIR_RD"
             # ---------------------------------------------------------- merged sums and means
             with m.State("MERGE_RD"):
                 with m.If(idx == n):
-                    m.d.sync += [idx.eq(0)]
+                    m.d.sync += [idx.eq(0), msum_by_label.eq(0)]
                     m.next = "FINAL_RD"
                 with m.Else():
-                    m.d.comb += [lab_a.addr.eq(idx), acc_r.addr.eq(idx)]
                     m.next = "MERGE_ACC"
             with m.State("MERGE_ACC"):
                 lab_k = Signal(ib)
                 own = Signal(sums_layout)
-                m.d.sync += [lab_k.eq(lab_a.data), own.eq(acc_r.data)]
-                m.d.comb += msum_r.addr.eq(lab_a.data)
+                m.d.sync += [lab_k.eq(lab_c.data), own.eq(acc_r.data)]
                 m.next = "MERGE_REG"
             with m.State("MERGE_REG"):
                 m.d.sync += acc_d.eq(msum_r.data)
@@ -312,10 +315,9 @@ class Grouper(wiring.Component):
                     m.d.sync += [i.eq(0), j.eq(0)]
                     m.next = "IN_RD"
                 with m.Else():
-                    m.d.comb += [lab_a.addr.eq(idx), msum_r.addr.eq(idx)]
                     m.next = "FINAL_CHK"
             with m.State("FINAL_CHK"):
-                with m.If(lab_a.data == idx):
+                with m.If(lab_c.data == idx):
                     m.d.comb += [div_src.eq(msum_r.data), div_start.eq(1)]
                     m.d.sync += own.eq(msum_r.data)
                     m.next = "FINAL_WAIT"
@@ -330,7 +332,6 @@ class Grouper(wiring.Component):
                     m.next = "FINAL_RD"
             # ---------------------------------------------------------- inside rule, output
             with m.State("IN_RD"):
-                m.d.comb += [cl_a.addr.eq(i), cl_b.addr.eq(j)]
                 with m.If(i >= nc):
                     m.next = "DONE"
                 with m.Else():
