@@ -11,7 +11,7 @@ k reaches the mask unit; when it could not, or the detector could not vouch for 
 (overrun, malformed frame, too many faces), frame k is filled entirely (fail closed).
 """
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In
@@ -93,9 +93,15 @@ class Anonymizer(wiring.Component):
         # head before: latency and throughput are unchanged.
         head = Signal(entry)
         head_valid = Signal()
-        aged = (now - head.ts)[:TS_BITS] >= self.delay
         take = mask.i.valid & mask.i.ready
         load = fifo.r_rdy & (~head_valid | take)
+        # Whether the head is `delay` clocks old, registered a clock ahead (for the head it
+        # will hold and the time it will be): the age's 24-bit subtraction and comparison sat
+        # in front of the mask's handshake, the FIFO's level and the detector-side logic
+        # (9.2 LUT levels, the whole top's deepest after the weak-classifier counter).
+        aged = Signal()
+        next_ts = Mux(load, fifo.r_data[-TS_BITS:], head.ts)
+        m.d.sync += aged.eq(((now + 1) - next_ts)[:TS_BITS] >= self.delay)
         m.d.comb += [mask.i.payload.eq(head.pixel), mask.i.valid.eq(head_valid & aged),
                      fifo.r_en.eq(load)]
         with m.If(load):

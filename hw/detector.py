@@ -118,21 +118,30 @@ class Detector(wiring.Component):
         def round_q(v, f):
             return (v * f + (1 << (SCALE_FRAC - 1))) >> SCALE_FRAC
 
-        f_l = per_level(lambda f: f)[engine.raw_level]
-        w_l = per_level(lambda f: round_q(cas.width, f))[engine.raw_level]
-        h_l = per_level(lambda f: round_q(cas.height, f))[engine.raw_level]
-        # Scaled in a clock of their own (multiplier, adder: timing), the end of the analysis
-        # delayed alike so the grouper still sees every raw window before `finish`. The engine
-        # checks for room before each window, while the last window's raw may be in flight.
+        # Two clocks (timing): the level's constants are looked up and registered with the
+        # window, then scaled (multiplier, adder); a lookup in front of the multiplier was
+        # one of the top's deepest paths (9.5 LUT levels). The end of the analysis is delayed
+        # alike so the grouper still sees every raw window before `finish`. The engine checks
+        # for room (two more) before each window, and its windows are more than two clocks
+        # apart, so at most one raw window is in flight when it checks.
+        f_a, x_a, y_a = Signal(range(max(f for f, *_ in self.levels) + 1)), Signal(COORD_BITS), \
+            Signal(COORD_BITS)
+        w_a, h_a = Signal(COORD_BITS), Signal(COORD_BITS)
+        valid_a, finish_a = Signal(), Signal()
+        m.d.sync += [valid_a.eq(engine.raw_valid), finish_a.eq(engine.done),
+                     f_a.eq(per_level(lambda f: f)[engine.raw_level]),
+                     w_a.eq(per_level(lambda f: round_q(cas.width, f))[engine.raw_level]),
+                     h_a.eq(per_level(lambda f: round_q(cas.height, f))[engine.raw_level]),
+                     x_a.eq(engine.raw_x), y_a.eq(engine.raw_y)]
         raw = grouper.raw.payload
         raw_valid, finish = Signal(), Signal()
-        m.d.sync += [raw_valid.eq(engine.raw_valid), finish.eq(engine.done),
-                     raw.x.eq(round_q(engine.raw_x, f_l)), raw.y.eq(round_q(engine.raw_y, f_l)),
-                     raw.w.eq(w_l), raw.h.eq(h_l)]
+        m.d.sync += [raw_valid.eq(valid_a), finish.eq(finish_a),
+                     raw.x.eq(round_q(x_a, f_a)), raw.y.eq(round_q(y_a, f_a)),
+                     raw.w.eq(w_a), raw.h.eq(h_a)]
         m.d.comb += [grouper.raw.valid.eq(raw_valid), engine.raw_ready.eq(grouper.raw_room),
                      grouper.finish.eq(finish)]
         with m.If(abort | abort_q):           # nothing of an abandoned analysis reaches the next
-            m.d.sync += [raw_valid.eq(0), finish.eq(0)]
+            m.d.sync += [valid_a.eq(0), finish_a.eq(0), raw_valid.eq(0), finish.eq(0)]
 
         # Double buffer and the frame's life: start, finish, abandon.
         wbuf = Signal()

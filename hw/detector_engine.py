@@ -544,6 +544,14 @@ class CascadeEngine(wiring.Component):
         skip = Signal()
         m.d.sync += [self.trace_valid.eq(0), self.raw_valid.eq(0)]
         m.d.comb += issue.eq(0)
+        # The weak-classifier counter adds a stage's count the clock after the stage is
+        # loaded, from `stage_count` (a register), not from the next stage's table entry in
+        # the same clock (the next stage's index, its lookup and a 32-bit adder in series were
+        # the deepest path of the whole top, 11.1 LUT levels).
+        count_stage = Signal()
+        m.d.sync += count_stage.eq(0)
+        with m.If(count_stage):
+            m.d.sync += self.weak.eq(self.weak + stage_count)
         with m.FSM(name="engine") as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
@@ -601,8 +609,7 @@ class CascadeEngine(wiring.Component):
                              fresh.eq(1),
                              origin.eq(row_slot + wx),
                              origin_wrap.eq(row_slot_wrap + wx),
-                             self.windows.eq(self.windows + 1),
-                             self.weak.eq(self.weak + st_count[0])]
+                             self.windows.eq(self.windows + 1), count_stage.eq(1)]
                 m.next = "EVAL"
             with m.State("EVAL"):
                 with m.If(verdict):
@@ -612,7 +619,7 @@ class CascadeEngine(wiring.Component):
                                      stage_count.eq(st_count[stage + 1]),
                                      stage_thr.eq(st_thr[stage + 1]),
                                      stage_sum.eq(sum_init), leaves.eq(0),
-                                     self.weak.eq(self.weak + st_count[stage + 1])]
+                                     count_stage.eq(1)]
                     with m.Else():
                         stages_passed = stage + passed
                         m.d.sync += [self.trace_valid.eq(1), self.trace_level.eq(level),

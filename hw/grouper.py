@@ -122,6 +122,7 @@ class Grouper(wiring.Component):
         c1, c2 = Signal(cl_layout), Signal(cl_layout)
         dx, dy = Signal(COORD_BITS), Signal(COORD_BITS)   # the inside rule's margins of c2
         acc_d = Signal(sums_layout)           # a sums record read, registered
+        sum_q = Signal(sums_layout)           # a sums record to write, registered
         finished = Signal()
         with m.If(self.finish):
             m.d.sync += finished.eq(1)
@@ -212,15 +213,17 @@ class Grouper(wiring.Component):
             with m.State("ADD"):
                 m.next = "ADD_REG"
             with m.State("ADD_REG"):
-                # Block RAM outputs are registered before an adder (timing), here and below.
+                # Block RAM outputs are registered before an adder, and the sums before
+                # they are written (timing), here and below.
                 m.d.sync += acc_d.eq(acc_r.data)
+                m.next = "ADD_SUM"
+            with m.State("ADD_SUM"):
+                for name in "xywh":
+                    m.d.sync += getattr(sum_q, name).eq(getattr(acc_d, name) + getattr(r, name))
+                m.d.sync += sum_q.n.eq(acc_d.n + 1)
                 m.next = "ADD_WR"
             with m.State("ADD_WR"):
-                m.d.comb += [acc_w.addr.eq(idx), acc_w.en.eq(1)]
-                for name in "xywh":
-                    m.d.comb += getattr(acc_w.data, name).eq(
-                        getattr(acc_d, name) + getattr(r, name))
-                m.d.comb += acc_w.data.n.eq(acc_d.n + 1)
+                m.d.comb += [acc_w.addr.eq(idx), acc_w.en.eq(1), acc_w.data.eq(sum_q)]
                 m.next = "IDLE"
             with m.State("NEW"):
                 with m.If(n < nmax):
@@ -300,14 +303,16 @@ class Grouper(wiring.Component):
                 m.d.sync += [lab_k.eq(lab_c.data), own.eq(acc_r.data)]
                 m.next = "MERGE_REG"
             with m.State("MERGE_REG"):
-                m.d.sync += acc_d.eq(msum_r.data)
+                first = Signal()
+                m.d.sync += [acc_d.eq(msum_r.data), first.eq(lab_k == idx)]
+                m.next = "MERGE_SUM"
+            with m.State("MERGE_SUM"):
+                for name in "xywhn":
+                    m.d.sync += getattr(sum_q, name).eq(
+                        Mux(first, 0, getattr(acc_d, name)) + getattr(own, name))
                 m.next = "MERGE_WR"
             with m.State("MERGE_WR"):
-                first = lab_k == idx
-                m.d.comb += [msum_w.addr.eq(lab_k), msum_w.en.eq(1)]
-                for name in "xywhn":
-                    m.d.comb += getattr(msum_w.data, name).eq(
-                        Mux(first, 0, getattr(acc_d, name)) + getattr(own, name))
+                m.d.comb += [msum_w.addr.eq(lab_k), msum_w.en.eq(1), msum_w.data.eq(sum_q)]
                 m.d.sync += idx.eq(idx + 1)
                 m.next = "MERGE_RD"
             with m.State("FINAL_RD"):
