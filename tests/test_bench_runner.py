@@ -138,3 +138,27 @@ def test_the_engine_workload_counts_the_weak_classifiers_the_model_evaluates():
     det = dm.detect(frame, cas, params)
     assert weak == det.weak_evaluated > 0
     assert corners > 2 * weak          # every weak classifier reads two rectangles or more
+
+
+def test_a_routed_blocks_worst_path_is_read_from_its_log(tmp_path):
+    from block_timing import worst_path
+
+    log = tmp_path / "nextpnr.log"
+    # The shape of nextpnr 0.11's report, shortened from build/synth/blk_tracker's log.
+    log.write_text(
+        "Info: Critical path report for clock 'clk' (posedge -> posedge):\n"
+        "Info:       type curr  total name\n"
+        "Info:   clk-to-q  0.52  0.52 Source aged_we_TRELLIS_FF_Q_16.Q\n"
+        "Info:    routing  1.68  2.20 Net aged_we[16] (71,3) -> (72,7)\n"
+        "Info:                          Sink $signal_LUT4_D_13.B\n"
+        "Info:      logic  0.24  2.44 Source $signal_LUT4_D_13.F\n"
+        "Info:    routing 10.75 13.19 Net $signal_LUT4_D_13_Z (72,7) -> (47,26)\n"
+        "Info:                          Sink slot16_TRELLIS_FF_Q_49.CE\n"
+        "Info: 0.76 ns logic, 12.43 ns routing\n\n"
+        "Info: Critical path report for cross-domain path 'posedge clk' -> '<async>':\n"
+        "Info:                          Sink elsewhere.D\n")
+    assert worst_path(log) == {"from": "aged_we_TRELLIS_FF_Q_16.Q",
+                               "to": "slot16_TRELLIS_FF_Q_49.CE",
+                               "logic_ns": 0.76, "routing_ns": 12.43}
+    log.write_text("Info: Packing IOs..\n")
+    assert worst_path(log) is None
