@@ -123,6 +123,7 @@ class Grouper(wiring.Component):
         dx, dy = Signal(COORD_BITS), Signal(COORD_BITS)   # the inside rule's margins of c2
         acc_d = Signal(sums_layout)           # a sums record read, registered
         sum_q = Signal(sums_layout)           # a sums record to write, registered
+        out_q = Signal()                      # the inside rule's verdict: not emitted
         finished = Signal()
         with m.If(self.finish):
             m.d.sync += finished.eq(1)
@@ -355,8 +356,13 @@ class Grouper(wiring.Component):
                        (r1.x + dx >= r2.x) & (r1.y + dy >= r2.y) &
                        (r1.x + r1.w <= r2.x + r2.w + dx) & (r1.y + r1.h <= r2.y + r2.h + dy) &
                        ((c2.n > Mux(c1.n > 3, c1.n, 3)) | (c1.n < 3)))
-                skip_i = c1.n <= mn
-                with m.If(skip_i | hit):
+                # The verdict is registered and acted on a clock later (timing: the
+                # comparisons and the next state's logic were the detector's worst path).
+                emit_r = Signal(Rect)
+                m.d.sync += [emit_r.eq(r1), out_q.eq((c1.n <= mn) | hit)]
+                m.next = "IN_ACT"
+            with m.State("IN_ACT"):
+                with m.If(out_q):                # skipped, or inside another cluster
                     m.d.sync += [i.eq(i + 1), j.eq(0)]
                     m.next = "IN_RD"
                 with m.Elif(j + 1 == nc):
@@ -364,8 +370,6 @@ class Grouper(wiring.Component):
                 with m.Else():
                     m.d.sync += j.eq(j + 1)
                     m.next = "IN_RD"
-                emit_r = Signal(Rect)
-                m.d.sync += emit_r.eq(r1)
             with m.State("EMIT"):
                 m.d.comb += [self.boxes.valid.eq(1), self.boxes.payload.eq(emit_r)]
                 with m.If(self.boxes.ready):
