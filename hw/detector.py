@@ -124,9 +124,8 @@ class Detector(wiring.Component):
         # alike so the grouper still sees every raw window before `finish`. The engine checks
         # for room (two more) before each window, and its windows are more than two clocks
         # apart, so at most one raw window is in flight when it checks.
-        f_a, x_a, y_a = Signal(range(max(f for f, *_ in self.levels) + 1)), Signal(COORD_BITS), \
-            Signal(COORD_BITS)
-        w_a, h_a = Signal(COORD_BITS), Signal(COORD_BITS)
+        f_a = Signal(range(max(f for f, *_ in self.levels) + 1))
+        x_a, y_a, w_a, h_a = (Signal(COORD_BITS, name=n) for n in ("x_a", "y_a", "w_a", "h_a"))
         valid_a, finish_a = Signal(), Signal()
         m.d.sync += [valid_a.eq(engine.raw_valid), finish_a.eq(engine.done),
                      f_a.eq(per_level(lambda f: f)[engine.raw_level]),

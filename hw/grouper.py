@@ -124,6 +124,11 @@ class Grouper(wiring.Component):
         acc_d = Signal(sums_layout)           # a sums record read, registered
         sum_q = Signal(sums_layout)           # a sums record to write, registered
         out_q = Signal()                      # the inside rule's verdict: not emitted
+
+        def add_sums(a, b, b_n):
+            """`sum_q` loads a + b field by field, with a.n + b_n members."""
+            return [*(getattr(sum_q, f).eq(getattr(a, f) + getattr(b, f)) for f in "xywh"),
+                    sum_q.n.eq(a.n + b_n)]
         finished = Signal()
         with m.If(self.finish):
             m.d.sync += finished.eq(1)
@@ -219,9 +224,7 @@ class Grouper(wiring.Component):
                 m.d.sync += acc_d.eq(acc_r.data)
                 m.next = "ADD_SUM"
             with m.State("ADD_SUM"):
-                for name in "xywh":
-                    m.d.sync += getattr(sum_q, name).eq(getattr(acc_d, name) + getattr(r, name))
-                m.d.sync += sum_q.n.eq(acc_d.n + 1)
+                m.d.sync += add_sums(acc_d, r, 1)
                 m.next = "ADD_WR"
             with m.State("ADD_WR"):
                 m.d.comb += [acc_w.addr.eq(idx), acc_w.en.eq(1), acc_w.data.eq(sum_q)]
@@ -304,13 +307,11 @@ class Grouper(wiring.Component):
                 m.d.sync += [lab_k.eq(lab_c.data), own.eq(acc_r.data)]
                 m.next = "MERGE_REG"
             with m.State("MERGE_REG"):
-                first = Signal()
-                m.d.sync += [acc_d.eq(msum_r.data), first.eq(lab_k == idx)]
+                # A label's first member starts its merged sums from zero.
+                m.d.sync += acc_d.eq(Mux(lab_k == idx, 0, msum_r.data))
                 m.next = "MERGE_SUM"
             with m.State("MERGE_SUM"):
-                for name in "xywhn":
-                    m.d.sync += getattr(sum_q, name).eq(
-                        Mux(first, 0, getattr(acc_d, name)) + getattr(own, name))
+                m.d.sync += add_sums(acc_d, own, own.n)
                 m.next = "MERGE_WR"
             with m.State("MERGE_WR"):
                 m.d.comb += [msum_w.addr.eq(lab_k), msum_w.en.eq(1), msum_w.data.eq(sum_q)]

@@ -21,12 +21,9 @@ from .types import COORD_BITS, Region
 __all__ = ["Tracker", "SlotState"]
 
 C = COORD_BITS + 2          # signed working width of coordinates
-#: Slots behind each multiplexer of the first read step.
-READ_GROUP = 8
-
-
-def _bits(n):
-    return max(1, (n - 1).bit_length())
+#: Slots behind each multiplexer of the first read step: 2**READ_GROUP_BITS.
+READ_GROUP_BITS = 3
+READ_GROUP = 1 << READ_GROUP_BITS
 
 
 class SlotState(data.Struct):
@@ -123,13 +120,13 @@ class Tracker(wiring.Component):
         cur = Signal(SlotState)
         groups = [slot_regs[g:g + READ_GROUP] for g in range(0, n, READ_GROUP)]
         grp = [Signal(SlotState, name=f"grp{g}") for g in range(len(groups))]
-        m.d.sync += [q.eq(Array(members)[rd[:_bits(READ_GROUP)]])
+        m.d.sync += [q.eq(Array(members)[rd[:READ_GROUP_BITS]])
                      for q, members in zip(grp, groups)]
         if len(grp) == 1:
             m.d.sync += cur.eq(grp[0])
         else:
-            rd_hi = Signal(len(rd) - _bits(READ_GROUP))
-            m.d.sync += [rd_hi.eq(rd[_bits(READ_GROUP):]), cur.eq(Array(grp)[rd_hi])]
+            rd_hi = Signal(len(rd) - READ_GROUP_BITS)
+            m.d.sync += [rd_hi.eq(rd[READ_GROUP_BITS:]), cur.eq(Array(grp)[rd_hi])]
         issue = Signal()
         va = Signal()                                             # a slot in `grp`
         v1, v2, v3, v4, v5 = (Signal(name=f"v{k}") for k in range(1, 6))  # slot in stage k
