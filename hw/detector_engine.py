@@ -247,16 +247,20 @@ class CascadeEngine(wiring.Component):
         for pr in (0, 1):
             for pc in (0, 1):
                 cc = Mux(ix[0] == pc, ix, ix1) >> 1
-                m.d.comb += fs_raddr[pr][pc].eq(base_row[pr] + cc)
+                # R0 -> R0A: the address registered before it fans out to the bank's block
+                # RAMs (timing: the adder's output routed across the chip to them was the
+                # detector's worst path at 1280x720, 11.2 ns on one net).
+                m.d.sync += fs_raddr[pr][pc].eq(base_row[pr] + cc)
         r_meta = data.StructLayout({"valid": 1, "b": COORD_BITS + 1, "row": COORD_BITS + 1,
                                     "last": 1})
-        r1 = Signal(r_meta)
-        r1_sel = Signal(4)                    # iy parity, iy1 parity, ix parity, ix1 parity
-        r1_fx, r1_fy = Signal(8), Signal(8)
-        m.d.sync += [r1.valid.eq(r0_valid), r1.b.eq(r0_b), r1.row.eq(r0_row),
-                     r1.last.eq(r0_b == ws_l),
-                     r1_sel.eq(Cat(y_par, ix[0], ix1[0])),
-                     r1_fx.eq(sx[8:16]), r1_fy.eq(fy)]
+        r0a, r1 = Signal(r_meta), Signal(r_meta)
+        r0a_sel, r1_sel = Signal(4), Signal(4)   # iy parity, iy1 parity, ix parity, ix1 parity
+        r0a_fx, r0a_fy, r1_fx, r1_fy = Signal(8), Signal(8), Signal(8), Signal(8)
+        m.d.sync += [r0a.valid.eq(r0_valid), r0a.b.eq(r0_b), r0a.row.eq(r0_row),
+                     r0a.last.eq(r0_b == ws_l),
+                     r0a_sel.eq(Cat(y_par, ix[0], ix1[0])),
+                     r0a_fx.eq(sx[8:16]), r0a_fy.eq(fy),
+                     r1.eq(r0a), r1_sel.eq(r0a_sel), r1_fx.eq(r0a_fx), r1_fy.eq(r0a_fy)]
         # R1 -> R1S: every frame-store block's output registered (`fs_q` selects among them).
         r1s = Signal(r_meta)
         r1s_sel = Signal(4)

@@ -123,6 +123,7 @@ class Grouper(wiring.Component):
         dx, dy = Signal(COORD_BITS), Signal(COORD_BITS)   # the inside rule's margins of c2
         acc_d = Signal(sums_layout)           # a sums record read, registered
         sum_q = Signal(sums_layout)           # a sums record to write, registered
+        own = Signal(sums_layout)             # a cluster's own sums (merge), its merged sums
         out_q = Signal()                      # the inside rule's verdict: not emitted
 
         def add_sums(a, b, b_n):
@@ -141,13 +142,18 @@ class Grouper(wiring.Component):
         div_q = [Signal(DIV_BITS, name=f"div_q{k}") for k in range(4)]
         div_den = Signal(COUNT_BITS + 1)
         div_cnt = Signal(range(DIV_BITS + 1))
-        div_src = Signal(sums_layout)
-        # The sums come from block RAM: registered (div_load) before the adders.
+        # The sums come from memory: registered every clock (the means' sums, or the merged
+        # ones once `div_merged`) and loaded a clock after `div_start` (`div_load`). Only
+        # registers drive the divider's enables: `div_start` decoded from the state and a
+        # label comparison was the detector's worst routed path into all of them.
+        div_merged = Signal()
         div_src_r, div_load = Signal(sums_layout), Signal()
+        m.d.sync += [div_src_r.eq(Mux(div_merged, msum_r.data, acc_r.data)),
+                     div_load.eq(div_start)]
         with m.If(div_start):
-            m.d.sync += [div_busy.eq(1), div_load.eq(1), div_src_r.eq(div_src)]
-        with m.Elif(div_load):
-            m.d.sync += [div_load.eq(0), div_cnt.eq(DIV_BITS), div_den.eq(div_src_r.n << 1)]
+            m.d.sync += div_busy.eq(1)
+        with m.If(div_load):
+            m.d.sync += [div_cnt.eq(DIV_BITS), div_den.eq(div_src_r.n << 1)]
             for k, name in enumerate("xywh"):
                 m.d.sync += [div_num[k].eq((getattr(div_src_r, name) << 1) + div_src_r.n),
                              div_rem[k].eq(0)]
@@ -175,6 +181,22 @@ class Grouper(wiring.Component):
                      mean_b.addr.eq(j), lab_a.addr.eq(i), lab_b.addr.eq(j), lab_c.addr.eq(idx),
                      acc_r.addr.eq(idx), cl_a.addr.eq(i), cl_b.addr.eq(j),
                      msum_r.addr.eq(Mux(msum_by_label, lab_c.data, idx))]
+        # Write addresses, data and enables likewise: registers, the same in every state (the
+        # LUT RAM write address decoded from the state became the detector's worst routed path
+        # once the read side was mended). Each write's state loads them on its way in: NEW's
+        # cluster n goes in through `idx` (sums), `lab_wa` (label address) and `lo` (label).
+        seed_we, acc_we, lab_we, msum_we, mean_we, cl_we = (
+            Signal(name=f"{k}_we") for k in ("seed", "acc", "lab", "msum", "mean", "cl"))
+        lab_wa, lab_k = Signal(ib), Signal(ib)
+        m.d.sync += [seed_we.eq(0), acc_we.eq(0), lab_we.eq(0), msum_we.eq(0), mean_we.eq(0),
+                     cl_we.eq(0)]
+        m.d.comb += [seed_w.addr.eq(n), seed_w.data.eq(r), seed_w.en.eq(seed_we),
+                     acc_w.addr.eq(idx), acc_w.data.eq(sum_q), acc_w.en.eq(acc_we),
+                     lab_w.addr.eq(lab_wa), lab_w.data.eq(lo), lab_w.en.eq(lab_we),
+                     msum_w.addr.eq(lab_k), msum_w.data.eq(sum_q), msum_w.en.eq(msum_we),
+                     mean_w.addr.eq(idx), mean_w.data.eq(div_out), mean_w.en.eq(mean_we),
+                     cl_w.addr.eq(nc), cl_w.data.r.eq(div_out), cl_w.data.n.eq(own.n),
+                     cl_w.en.eq(cl_we)]
 
         mn = self.min_neighbors
         m.d.comb += [self.done.eq(0), div_start.eq(0)]
@@ -215,6 +237,11 @@ class Grouper(wiring.Component):
                 with m.Elif(i < n):
                     m.d.sync += [rd_valid.eq(1), rd_idx.eq(i), i.eq(i + 1)]
                 with m.Elif(~rd_valid & ~d_valid & ~s_valid & ~c_valid):
+                    m.d.sync += [idx.eq(n), lab_wa.eq(n), lo.eq(n),
+                                 *(getattr(sum_q, f).eq(getattr(r, f)) for f in "xywh"),
+                                 sum_q.n.eq(1)]
+                    with m.If(n < nmax):
+                        m.d.sync += [seed_we.eq(1), acc_we.eq(1), lab_we.eq(1)]
                     m.next = "NEW"
             with m.State("ADD"):
                 m.next = "ADD_REG"
@@ -224,18 +251,12 @@ class Grouper(wiring.Component):
                 m.d.sync += acc_d.eq(acc_r.data)
                 m.next = "ADD_SUM"
             with m.State("ADD_SUM"):
-                m.d.sync += add_sums(acc_d, r, 1)
+                m.d.sync += [*add_sums(acc_d, r, 1), acc_we.eq(1)]
                 m.next = "ADD_WR"
-            with m.State("ADD_WR"):
-                m.d.comb += [acc_w.addr.eq(idx), acc_w.en.eq(1), acc_w.data.eq(sum_q)]
+            with m.State("ADD_WR"):               # acc_we: the sums written
                 m.next = "IDLE"
             with m.State("NEW"):
-                with m.If(n < nmax):
-                    m.d.comb += [seed_w.addr.eq(n), seed_w.data.eq(r), seed_w.en.eq(1),
-                                 acc_w.addr.eq(n), acc_w.en.eq(1), acc_w.data.n.eq(1),
-                                 lab_w.addr.eq(n), lab_w.data.eq(n), lab_w.en.eq(1)]
-                    for name in "xywh":
-                        m.d.comb += getattr(acc_w.data, name).eq(getattr(r, name))
+                with m.If(n < nmax):             # the write enables: the seed, sums, label
                     m.d.sync += n.eq(n + 1)
                 with m.Else():
                     m.d.sync += self.overflow.eq(self.overflow + 1)
@@ -248,11 +269,12 @@ class Grouper(wiring.Component):
                 with m.Else():
                     m.next = "MEAN_DIV"
             with m.State("MEAN_DIV"):
-                m.d.comb += [div_src.eq(acc_r.data), div_start.eq(1)]
+                m.d.comb += div_start.eq(1)
                 m.next = "MEAN_WAIT"
             with m.State("MEAN_WAIT"):
-                with m.If(~div_busy):
-                    m.d.comb += [mean_w.addr.eq(idx), mean_w.data.eq(div_out), mean_w.en.eq(1)]
+                with m.If(~div_busy & ~mean_we):
+                    m.d.sync += mean_we.eq(1)
+                with m.If(mean_we):
                     m.d.sync += idx.eq(idx + 1)
                     m.next = "MEAN_RD"
             # ---------------------------------------------------------- merge pass
@@ -286,24 +308,22 @@ class Grouper(wiring.Component):
                                  idx.eq(0)]
                     m.next = "SWEEP"
             with m.State("SWEEP"):
-                # Relabel hi -> lo: read label k, write it back a clock later.
+                # Relabel hi -> lo: read label k, compare it a clock later, write it back the
+                # clock after (the last write lands as the state is left).
                 sweep_valid = Signal()
                 sweep_k = Signal(range(nmax + 1))
-                m.d.sync += [sweep_valid.eq(idx < n), sweep_k.eq(idx), idx.eq(idx + 1)]
-                with m.If(sweep_valid & (lab_c.data == hi)):
-                    m.d.comb += [lab_w.addr.eq(sweep_k), lab_w.data.eq(lo), lab_w.en.eq(1)]
+                m.d.sync += [sweep_valid.eq(idx < n), sweep_k.eq(idx), idx.eq(idx + 1),
+                             lab_wa.eq(sweep_k), lab_we.eq(sweep_valid & (lab_c.data == hi))]
                 with m.If(~sweep_valid & (idx > n)):
                     m.next = "PAIR_RD"
             # ---------------------------------------------------------- merged sums and means
             with m.State("MERGE_RD"):
                 with m.If(idx == n):
-                    m.d.sync += [idx.eq(0), msum_by_label.eq(0)]
+                    m.d.sync += [idx.eq(0), msum_by_label.eq(0), div_merged.eq(1)]
                     m.next = "FINAL_RD"
                 with m.Else():
                     m.next = "MERGE_ACC"
             with m.State("MERGE_ACC"):
-                lab_k = Signal(ib)
-                own = Signal(sums_layout)
                 m.d.sync += [lab_k.eq(lab_c.data), own.eq(acc_r.data)]
                 m.next = "MERGE_REG"
             with m.State("MERGE_REG"):
@@ -311,10 +331,9 @@ class Grouper(wiring.Component):
                 m.d.sync += acc_d.eq(Mux(lab_k == idx, 0, msum_r.data))
                 m.next = "MERGE_SUM"
             with m.State("MERGE_SUM"):
-                m.d.sync += add_sums(acc_d, own, own.n)
+                m.d.sync += [*add_sums(acc_d, own, own.n), msum_we.eq(1)]
                 m.next = "MERGE_WR"
-            with m.State("MERGE_WR"):
-                m.d.comb += [msum_w.addr.eq(lab_k), msum_w.en.eq(1), msum_w.data.eq(sum_q)]
+            with m.State("MERGE_WR"):             # msum_we: the merged sums written
                 m.d.sync += idx.eq(idx + 1)
                 m.next = "MERGE_RD"
             with m.State("FINAL_RD"):
@@ -324,17 +343,17 @@ class Grouper(wiring.Component):
                 with m.Else():
                     m.next = "FINAL_CHK"
             with m.State("FINAL_CHK"):
+                m.d.sync += own.eq(msum_r.data)   # used only if the cluster is a label's own
                 with m.If(lab_c.data == idx):
-                    m.d.comb += [div_src.eq(msum_r.data), div_start.eq(1)]
-                    m.d.sync += own.eq(msum_r.data)
+                    m.d.comb += div_start.eq(1)
                     m.next = "FINAL_WAIT"
                 with m.Else():
                     m.d.sync += idx.eq(idx + 1)
                     m.next = "FINAL_RD"
             with m.State("FINAL_WAIT"):
-                with m.If(~div_busy):
-                    m.d.comb += [cl_w.addr.eq(nc), cl_w.data.r.eq(div_out),
-                                 cl_w.data.n.eq(own.n), cl_w.en.eq(1)]
+                with m.If(~div_busy & ~cl_we):
+                    m.d.sync += cl_we.eq(1)
+                with m.If(cl_we):
                     m.d.sync += [nc.eq(nc + 1), idx.eq(idx + 1)]
                     m.next = "FINAL_RD"
             # ---------------------------------------------------------- inside rule, output
@@ -378,7 +397,7 @@ class Grouper(wiring.Component):
                     m.next = "IN_RD"
             with m.State("DONE"):
                 m.d.comb += self.done.eq(1)
-                m.d.sync += [n.eq(0), self.overflow.eq(0)]
+                m.d.sync += [n.eq(0), self.overflow.eq(0), div_merged.eq(0)]
                 m.next = "IDLE"
         m.d.comb += self.busy.eq(~fsm.ongoing("IDLE") | fifo.r_rdy | finished)
         return m
