@@ -42,8 +42,10 @@ from .video_timing import CEA_720P30, VideoTiming
 __all__ = ["CameraBoard", "BOARD_DETECTOR", "BOARD_DETECT_EVERY", "BOARD_MIN_BLOCK"]
 
 #: The board's detector: 4 x 4 downscale (1280x720 -> 320x180 analysed) so its buffers fit
-#: an LFE5U-85F's block RAM.
-BOARD_DETECTOR = DetectorParams(downscale=4)
+#: an LFE5U-85F's block RAM; 64 clusters (not 128) halve the grouper's LUT RAM, whose address
+#: fan-out set the detector's routed Fmax (too many clusters fail the frame closed: the dev
+#: video needs at most 5 at 1280x720, bald_guys.jpg of the dlib faces 39 for its 13 faces).
+BOARD_DETECTOR = DetectorParams(downscale=4, max_clusters=64)
 #: The board's smallest mosaic / blur block: a store of 16-pixel block means at 1280x720 takes
 #: 12 block RAMs, one of 8-pixel means 48 (the block setting 8 acts as 16 on the board).
 BOARD_MIN_BLOCK = 16

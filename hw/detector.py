@@ -51,7 +51,7 @@ class Detector(wiring.Component):
     frames (1: every frame)."""
 
     def __init__(self, width=1280, height=720, cascade="frontalface_default",
-                 params=None, max_clusters=128, corners_per_clock=4, grouper_lut_ram=False,
+                 params=None, corners_per_clock=4, grouper_lut_ram=False,
                  every=1):
         params = params or DetectorParams()
         if not 1 <= every <= 8:
@@ -69,7 +69,7 @@ class Detector(wiring.Component):
         if corners_per_clock not in (2, 4):
             raise ValueError(f"corners_per_clock must be 2 or 4, not {corners_per_clock!r}")
         self.program = build_program(self.cascade, self.stride, group=corners_per_clock)
-        self.max_clusters, self.grouper_lut_ram = max_clusters, grouper_lut_ram
+        self.grouper_lut_ram = grouper_lut_ram
         self._engine = CascadeEngine(self.base_w, self.base_h, self.levels, self.program)
         super().__init__({
             "valid": In(1), "pixel": In(Pixel),
@@ -100,7 +100,7 @@ class Detector(wiring.Component):
         m.d.sync += abort_q.eq(abort)
         m.submodules.frontend = fe = LumaDownscale(self.width, self.height, d)
         m.submodules.engine = engine = ResetInserter(abort_q)(self._engine)
-        m.submodules.grouper = grouper = ResetInserter(abort_q)(Grouper(self.max_clusters,
+        m.submodules.grouper = grouper = ResetInserter(abort_q)(Grouper(self.params.max_clusters,
                                                                           self.grouper_lut_ram))
         m.d.comb += [fe.valid.eq(self.valid), fe.pixel.eq(self.pixel),
                      engine.wr_en.eq(fe.wr_en), engine.wr_x.eq(fe.wr_x),

@@ -231,15 +231,17 @@ class Grouper(wiring.Component):
                              d_seed.eq(seed_a.data), s_valid.eq(d_valid), s_idx.eq(d_idx),
                              *similar_parts(s_parts, d_seed, r),
                              c_valid.eq(s_valid), c_idx.eq(s_idx), c_sim.eq(similar(s_parts))]
+                # NEW's writes loaded every clock, not on the decision (timing: the decision
+                # was the detector's worst path into these registers' enables).
+                m.d.sync += [idx.eq(n), lab_wa.eq(n), lo.eq(n),
+                             *(getattr(sum_q, f).eq(getattr(r, f)) for f in "xywh"),
+                             sum_q.n.eq(1)]
                 with m.If(c_valid & c_sim):
                     m.d.sync += [d_valid.eq(0), s_valid.eq(0), c_valid.eq(0), idx.eq(c_idx)]
                     m.next = "ADD"
                 with m.Elif(i < n):
                     m.d.sync += [rd_valid.eq(1), rd_idx.eq(i), i.eq(i + 1)]
                 with m.Elif(~rd_valid & ~d_valid & ~s_valid & ~c_valid):
-                    m.d.sync += [idx.eq(n), lab_wa.eq(n), lo.eq(n),
-                                 *(getattr(sum_q, f).eq(getattr(r, f)) for f in "xywh"),
-                                 sum_q.n.eq(1)]
                     with m.If(n < nmax):
                         m.d.sync += [seed_we.eq(1), acc_we.eq(1), lab_we.eq(1)]
                     m.next = "NEW"
