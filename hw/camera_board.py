@@ -49,10 +49,11 @@ BOARD_DETECTOR = DetectorParams(downscale=4, max_clusters=64)
 #: The board's smallest mosaic / blur block: a store of 16-pixel block means at 1280x720 takes
 #: 12 block RAMs, one of 8-pixel means 48 (the block setting 8 acts as 16 on the board).
 BOARD_MIN_BLOCK = 16
-#: The grouper's six memories in LUT RAM on the board (~6,200 LUT4, 1,260 DPR16X4; 187 block
-#: RAMs of 208 in all): the one layout that routed. With all six in block RAM (207 of 208)
-#: router2's overused wires stopped falling at ~3,250 and rose from iteration 20; with the three
-#: wide ones in block RAM (199) they stalled at ~3,000-3,300 from iteration 16 to 35 (2026-11-27).
+#: The grouper's six memories in LUT RAM on the board (~6,200 LUT4 and 1,260 DPR16X4 at 128
+#: clusters, about half at 64; 187 block RAMs of 208 in all): the one layout that routed. With
+#: all six in block RAM (207 of 208) router2's overused wires stopped falling at ~3,250 and rose
+#: from iteration 20; with the three wide ones in block RAM (199) they stalled at ~3,000-3,300
+#: from iteration 16 to 35 (2026-11-27).
 BOARD_GROUPER_LUT_RAM = True
 #: The board's detector analyses every sixth frame (5 analyses a second at 720p30): one
 #: analysis at 320x180 takes 5.5-6.1 M clocks on the dev video (bench/engine_model.py, and the

@@ -153,7 +153,11 @@ class CascadeEngine(wiring.Component):
                                  (self.wr_x >> 1)),
                      fs_wdata.eq(self.wr_data), fs_wen.eq(self.wr_en),
                      fs_wpar.eq(Cat(self.wr_x[0], self.wr_y[0]))]
-        fs_raddr = [[Signal(range(2 * bank_depth), name=f"fs_raddr{pr}{pc}") for pc in (0, 1)]
+        # An address only (the R pipeline's valid bits say when it counts): no reset, so the
+        # abort's reset does not fan out to it (that was the detector's worst routed path with
+        # the grouper in block RAM).
+        fs_raddr = [[Signal(range(2 * bank_depth), name=f"fs_raddr{pr}{pc}", reset_less=True)
+                     for pc in (0, 1)]
                     for pr in (0, 1)]
         fs_q = [[None, None], [None, None]]   # per bank: the value read, at R1S
         for pr in (0, 1):
