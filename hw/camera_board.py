@@ -44,7 +44,8 @@ __all__ = ["CameraBoard", "BOARD_DETECTOR", "BOARD_DETECT_EVERY", "BOARD_MIN_BLO
 #: The board's detector: 4 x 4 downscale (1280x720 -> 320x180 analysed) so its buffers fit
 #: an LFE5U-85F's block RAM; 64 clusters (not 128) halve the grouper's LUT RAM, whose address
 #: fan-out set the detector's routed Fmax (too many clusters fail the frame closed: the dev
-#: video needs at most 5 at 1280x720, bald_guys.jpg of the dlib faces 39 for its 13 faces).
+#: video needs at most 5 at 1280x720, bald_guys.jpg of the dlib faces 39 for its 13 faces:
+#: the model's raw windows clustered by a script by hand, 2026-11-28, not kept).
 BOARD_DETECTOR = DetectorParams(downscale=4, max_clusters=64)
 #: The board's smallest mosaic / blur block: a store of 16-pixel block means at 1280x720 takes
 #: 12 block RAMs, one of 8-pixel means 48 (the block setting 8 acts as 16 on the board).
