@@ -19,7 +19,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 def blocks():
     """Name -> constructor of the block as `Anonymizer` builds it for the 720p board sizes."""
-    from obscura.hw.camera_board import BOARD_DETECTOR, BOARD_GROUPER_LUT_RAM, BOARD_MIN_BLOCK
+    from obscura.hw.camera_board import (
+        BOARD_CORNERS_PER_CLOCK,
+        BOARD_DETECTOR,
+        BOARD_GROUPER_LUT_RAM,
+        BOARD_MIN_BLOCK,
+    )
     from obscura.hw.detector import Detector
     from obscura.hw.mask import MaskUnit
     from obscura.hw.tracker import Tracker
@@ -28,7 +33,8 @@ def blocks():
         "tracker": lambda: Tracker(1280, 720, 32, 32, 1),
         "mask": lambda: MaskUnit(Geometry(1280, 720), 32, 8, BOARD_MIN_BLOCK),
         "detector": lambda: Detector(1280, 720, "frontalface_default", BOARD_DETECTOR,
-                                     grouper_lut_ram=BOARD_GROUPER_LUT_RAM),
+                                     grouper_lut_ram=BOARD_GROUPER_LUT_RAM,
+                                     corners_per_clock=BOARD_CORNERS_PER_CLOCK),
     }
 
 

@@ -2,11 +2,13 @@
 
 The detector model gives, for every window position of a frame, how many stages it passes. From
 that and the cascade program's corner groups this module counts the clocks of the engine as built
-(one window at a time, `corners` integral corners a clock, a pipeline drain of `DRAIN` clocks
-after every stage) and of variants: `lanes` windows of a row evaluated in lockstep (a batch runs
-until its deepest visited window has finished), and a next stage issued speculatively behind the
-current one (no drain after a stage a window passes). The calibration row compares the model of
-the current engine with the RTL's measured cycles on the same frames. Stump cascades only (tree
+(`BUILT`: one window at a time, `corners` integral corners a clock, the next stage issued
+speculatively behind the current one, so one pipeline drain of `drain(corners)` clocks per
+window, after the stage that decides it) and of variants: the first engine (a drain after every
+stage), `lanes` windows of a row evaluated in lockstep (a batch runs until its deepest visited
+window has finished), rows built during evaluation, a filter of the first stages. The
+calibration row compares the model of the current engine with the RTL's measured cycles on the
+same frames. Stump cascades only (tree
 nodes wait on every comparison, which this model does not count).
 """
 
@@ -16,7 +18,8 @@ from obscura.hw import detector_model as dm
 from obscura.hw.cascade import load_cascade
 from obscura.hw.detector_engine import ISQRT_STAGES
 
-#: Clocks from a stage's last corner group to its verdict (E0 issue, E1S, E1R .. E5 verdict).
+#: Clocks from a stage's last corner group to its verdict (E0 issue, E1S, E1R .. E5 verdict);
+#: groups of more than 4 corners add one (E2Q, `drain`).
 DRAIN = 11
 #: Clocks per visited window outside evaluation (WINDOW, WINDOW_NF, the verdict's return).
 WINDOW_OVERHEAD = 3
@@ -26,12 +29,23 @@ ROW_DRAIN, NF_DRAIN = 8, ISQRT_STAGES + 7
 
 
 #: (lanes, corners a clock, speculative next stage, rows overlapped, filter stages): the
-#: engine as built first.
-VARIANTS = [(1, 4, False, False, 0), (1, 4, True, False, 0), (1, 4, True, True, 0),
+#: engine as first built, then as built now (`BUILT`, 4 or 8 corners a clock), then ideas.
+VARIANTS = [(1, 4, False, False, 0), (1, 4, True, False, 0), (1, 6, True, False, 0),
+            (1, 8, True, False, 0), (1, 4, True, True, 0),
             (2, 4, True, True, 0), (4, 4, True, True, 0), (1, 8, True, True, 0),
             (2, 8, True, True, 0), (4, 8, True, True, 0), (8, 8, True, True, 0),
             (8, 16, True, True, 0), (4, 8, True, True, 1), (4, 8, True, True, 3),
             (8, 16, True, True, 3)]
+
+
+#: The engine as built: one window at a time, the next stage issued speculatively, rows built
+#: between window rows (`frame_cycles` keywords; `corners` is the engine's parameter).
+BUILT = {"lanes": 1, "speculate": True, "overlap_rows": False, "filter_stages": 0}
+
+
+def drain(corners):
+    """The engine's stage drain when it reads `corners` corners a clock."""
+    return DRAIN + (corners > 4)
 
 
 def groups_per_stage(cas, corners):
@@ -61,9 +75,9 @@ def frame_cycles(grids, cas, lanes=1, corners=4, speculate=False, overlap_rows=F
     # Entering stage k costs its groups; a drain follows every stage entered, or with
     # speculation only the last one (the stage that decides the window).
     if speculate:
-        enter = np.concatenate([[0], np.cumsum(g)]) + DRAIN
+        enter = np.concatenate([[0], np.cumsum(g)]) + drain(corners)
     else:
-        enter = np.concatenate([[0], np.cumsum(g + DRAIN)])
+        enter = np.concatenate([[0], np.cumsum(g + drain(corners))])
     total = 0
     win_h = cas.height
     for _li, (_f, ws, _hs, step), _xs, _ys, passed in grids:
@@ -98,7 +112,7 @@ def _filtered_frame_cycles(grids, cas, lanes, corners, k):
             filt = int(vis.sum()) + NF_DRAIN
             deep = np.minimum(row[vis & (row >= k)] + 1, cas.num_stages)
             deep = np.concatenate([deep, np.full((-len(deep)) % lanes, k)]).reshape(-1, lanes)
-            work = int((WINDOW_OVERHEAD + DRAIN + enter[deep.max(1)] - enter[k]).sum())
+            work = int((WINDOW_OVERHEAD + drain(corners) + enter[deep.max(1)] - enter[k]).sum())
             total += build + max(filt, work) if r == 0 else max(build, filt, work)
     return total
 
@@ -119,9 +133,10 @@ def frame_work(grids, cas):
 
 
 def engine_options(frames, cascade="frontalface_default", params=None, measured=None,
-                   budget=2_475_000):
+                   budget=2_475_000, corners=8):
     """Clock estimates per frame for engine variants; `measured` (RTL cycles of the same
-    frames, in order) adds a calibration of the model against the current engine."""
+    frames, in order, from an engine reading `corners` corners a clock) adds a calibration of
+    the model against it."""
     params = params or dm.DetectorParams()
     cas = load_cascade(cascade)
     per_frame = [dm.stage_grids(f, cas, params) for f in frames]
@@ -143,7 +158,7 @@ def engine_options(frames, cascade="frontalface_default", params=None, measured=
            "corners_per_clock_needed": round(corners_max / budget, 1),
            "weak_per_clock_needed": round(weak_max / budget, 2)}
     if measured:
-        model = [frame_cycles(lv, cas) for lv in per_frame]
+        model = [frame_cycles(lv, cas, corners=corners, **BUILT) for lv in per_frame]
         out["calibration_model_over_rtl"] = round(float(np.mean(
             np.array(model) / np.array(measured, float))), 3)
     return out

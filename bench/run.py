@@ -258,20 +258,28 @@ def bench_detector_rtl(quick):
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from engine_model import engine_options
         res["engine_options"] = engine_options([frames[k] for k in indices], measured=cycles,
-                                               budget=FRAME_BUDGET_CYCLES)
+                                               budget=FRAME_BUDGET_CYCLES,
+                                               corners=sim.corners_per_clock)
+        res["corners_per_clock"] = sim.corners_per_clock
         # The ULX3S board's detector (320x180 analysed, every P-th frame): its analyses
         # against the P frame periods of the board's pixel clock each one has, bit-exact like
         # the others.
         sys.path.insert(0, str(ROOT / "bitstreams" / "ulx3s-85f"))
         from top import TIMING
 
-        from obscura.hw.camera_board import BOARD_DETECT_EVERY, BOARD_DETECTOR
-        sim = DetectorSim(1280, 720, params=BOARD_DETECTOR, quiet=True)
+        from obscura.hw.camera_board import (
+            BOARD_CORNERS_PER_CLOCK,
+            BOARD_DETECT_EVERY,
+            BOARD_DETECTOR,
+        )
+        sim = DetectorSim(1280, 720, params=BOARD_DETECTOR, quiet=True,
+                          corners_per_clock=BOARD_CORNERS_PER_CLOCK)
         board = [compare(sim, frames[k], f"board detector, video frame {k}").cycles
                  for k in indices]
         budget = BOARD_DETECT_EVERY * TIMING.h_total * TIMING.v_total
         res["board"] = {
             "downscale": BOARD_DETECTOR.downscale, "detect_every": BOARD_DETECT_EVERY,
+            "corners_per_clock": BOARD_CORNERS_PER_CLOCK,
             "pixel_clock_mhz": round(TIMING.pixel_hz / 1e6, 3),
             "analysis_budget_cycles": budget,
             "cycles_per_analysis_max_720p": int(max(board)),
@@ -504,7 +512,12 @@ def bench_pipeline_synth(quick):
     from synth import placed_numbers, synthesize
 
     from obscura.hw.anonymizer import Anonymizer
-    from obscura.hw.camera_board import BOARD_DETECTOR, BOARD_GROUPER_LUT_RAM, BOARD_MIN_BLOCK
+    from obscura.hw.camera_board import (
+        BOARD_CORNERS_PER_CLOCK,
+        BOARD_DETECTOR,
+        BOARD_GROUPER_LUT_RAM,
+        BOARD_MIN_BLOCK,
+    )
     # The top at 1280x720 with the memory sizes that fit an LFE5U-85F, the ones the ULX3S
     # board carries (detector at D = 4, mask blocks from 16 px, grouper in LUT RAM; at D = 2
     # the detector alone needs 170 of the 208 block RAMs). Classic ABC, as the board's build:
@@ -514,7 +527,8 @@ def bench_pipeline_synth(quick):
     name, geometry = "anonymizer_1280x720_d4", "1280x720, detector D = 4 (the ULX3S board's sizes)"
     out = ROOT / "build" / "synth" / name
     top = Anonymizer(1280, 720, params=BOARD_DETECTOR, min_block=BOARD_MIN_BLOCK,
-                     grouper_lut_ram=BOARD_GROUPER_LUT_RAM)
+                     grouper_lut_ram=BOARD_GROUPER_LUT_RAM,
+                     corners_per_clock=BOARD_CORNERS_PER_CLOCK)
     try:
         syn = synthesize(top, name, out, freq_mhz=74.25, router="router2",
                          pnr_timeout=PNR_TIMEOUT_S, mappers=("abc",))

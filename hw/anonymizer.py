@@ -39,12 +39,14 @@ class Anonymizer(wiring.Component):
     `height` is the frame size the detector analyses (other sizes are not vouched);
     `min_block`: the mask unit's smallest block (`MaskUnit`); `grouper_lut_ram`: the
     detector's grouper in LUT RAM (`Grouper`), for a device short of block RAM;
+    `corners_per_clock`: integral corners the detector's engine reads a clock (`Detector`);
     `detect_every`: the detector analyses every this many frames (`Detector`'s `every`), each
     analysis masking the `detect_every` frames after the next one analysed."""
 
     def __init__(self, width=1280, height=720, cascade="frontalface_default", params=None,
                  num_slots=32, num_zones=8, max_detections=32, delay=DELAY,
-                 min_block=BLOCK_SIZES[0], grouper_lut_ram=False, detect_every=1):
+                 min_block=BLOCK_SIZES[0], grouper_lut_ram=False, detect_every=1,
+                 corners_per_clock=None):
         self.width, self.height = width, height
         self.min_block = min_block
         self.params = params or DetectorParams()
@@ -52,8 +54,10 @@ class Anonymizer(wiring.Component):
         self.max_detections = max_detections
         self.registers = anonymizer_register_map(num_slots, num_zones)
         self.detect_every = detect_every
+        corners = {} if corners_per_clock is None else {"corners_per_clock": corners_per_clock}
         self._detector = Detector(width, height, cascade, self.params,
-                                  grouper_lut_ram=grouper_lut_ram, every=detect_every)
+                                  grouper_lut_ram=grouper_lut_ram, every=detect_every,
+                                  **corners)
         members = axis_ports()
         members.update({f"reg_{name}": member
                         for name, member in In(bus_signature()).signature.members.items()})

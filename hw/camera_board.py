@@ -39,7 +39,8 @@ from .test_pattern import TestPattern
 from .video_out import DVIFramer
 from .video_timing import CEA_720P30, VideoTiming
 
-__all__ = ["CameraBoard", "BOARD_DETECTOR", "BOARD_DETECT_EVERY", "BOARD_MIN_BLOCK"]
+__all__ = ["CameraBoard", "BOARD_DETECTOR", "BOARD_DETECT_EVERY", "BOARD_MIN_BLOCK",
+           "BOARD_CORNERS_PER_CLOCK"]
 
 #: The board's detector: 4 x 4 downscale (1280x720 -> 320x180 analysed) so its buffers fit
 #: an LFE5U-85F's block RAM; 64 clusters (not 128) halve the grouper's LUT RAM, whose address
@@ -56,14 +57,18 @@ BOARD_MIN_BLOCK = 16
 #: from iteration 20; with the three wide ones in block RAM (199) they stalled at ~3,000-3,300
 #: from iteration 16 to 35 (2026-11-27).
 BOARD_GROUPER_LUT_RAM = True
-#: The board's detector analyses every sixth frame (5 analyses a second at 720p30): one
-#: analysis at 320x180 takes 5.5-6.1 M clocks on the dev video (bench/engine_model.py, and the
-#: RTL in `make bench`), 4.4-4.9 frame periods of the board's 1.235 M pixel clocks (1674 x 738
-#: at 37.14 MHz, `bitstreams/ulx3s-85f/top.py`); six give 7.41 M, the worst dev frame using
-#: 82 %. An analysis that does not end in time is abandoned and its frames filled. Each
-#: analysis masks six frames; a new face can go unmasked for up to twelve (0.4 s: frame a's
-#: faces mask frames a + 7 .. a + 12) where every-frame analysis leaves two.
-BOARD_DETECT_EVERY = 6
+#: The board's engine reads 6 integral corners a clock (three luma ring copies): 8 (the
+#: detector's default) needs 12 more block RAMs than the 208 (the pipeline alone at the board's
+#: sizes: 209 with 8, 197 with 6; Yosys's memory mapping, 2026-11-28).
+BOARD_CORNERS_PER_CLOCK = 6
+#: The board's detector analyses every fourth frame (7.5 analyses a second at 720p30): one
+#: analysis at 320x180 takes 3.3-4.4 M clocks on the dev video (bench/engine_model.py, and the
+#: RTL in `make bench`), 2.7-3.6 frame periods of the board's 1.235 M pixel clocks (1674 x 738
+#: at 37.14 MHz, `bitstreams/ulx3s-85f/top.py`); four give 4.94 M, the worst dev frame using
+#: 90 %. An analysis that does not end in time is abandoned and its frames filled. Each
+#: analysis masks four frames; a new face can go unmasked for up to eight (0.27 s: frame a's
+#: faces mask frames a + 5 .. a + 8) where every-frame analysis leaves two.
+BOARD_DETECT_EVERY = 4
 
 
 class CameraBoard(wiring.Component):
@@ -95,7 +100,8 @@ class CameraBoard(wiring.Component):
         self.detect_every, self.dvp_depth = detect_every, dvp_depth
         self.pipeline = Anonymizer(width, height, cascade, params, min_block=min_block,
                                    grouper_lut_ram=BOARD_GROUPER_LUT_RAM,
-                                   detect_every=detect_every)
+                                   detect_every=detect_every,
+                                   corners_per_clock=BOARD_CORNERS_PER_CLOCK)
         super().__init__({
             "cam_vsync": In(1), "cam_href": In(1), "cam_data": In(8),
             "sccb_scl_oe": Out(1), "sccb_sda_oe": Out(1), "sccb_sda_i": In(1, init=1),

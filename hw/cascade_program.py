@@ -3,7 +3,7 @@
 Built at elaboration time from a quantized `Cascade` and the engine's integral-ring row stride:
 
 * **groups**: every node's weighted corners (`detector_model._corner_terms`: a rectangle feature
-  read as at most 9 integral-image corners with merged weights), `group` (2 or 4) per entry so
+  read as at most 9 integral-image corners with merged weights), `group` (2, 4, 6 or 8) per entry so
   the engine reads that many corners per clock. A corner is its address offset from the
   window's origin in the ring (`dy * stride + dx`) and its weight. Nodes are laid out weak
   classifier by weak classifier, stage by stage, root first, so a stage of stumps is one run

@@ -7,7 +7,7 @@ other buffer. When the next frame due for analysis ends while an analysis is sti
 that analysis is abandoned (engine and grouper reset) and its end record says `overrun`: its
 boxes may be missing, so the pipeline must fail closed. A malformed frame due for analysis, or
 one of another size than the detector was built for, is not analysed (`bad_input`). P > 1 gives
-an analysis P frame periods (the ULX3S board analyses every sixth frame at 720p30).
+an analysis P frame periods (the ULX3S board analyses every fourth frame at 720p30).
 
 Output: per analysed frame, zero or more box records then one end record, in frame order.
 """
@@ -26,7 +26,11 @@ from .detector_model import SCALE_FRAC, DetectorParams, pyramid_levels
 from .grouper import Grouper
 from .types import COORD_BITS, Pixel
 
-__all__ = ["Detector", "DetectorTop", "DetRecord"]
+__all__ = ["Detector", "DetectorTop", "DetRecord", "CORNERS_PER_CLOCK"]
+
+#: Integral corners the engine reads a clock by default: 8 (four luma ring copies); 6 or 4
+#: need fewer block RAMs and more clocks (`bench/engine_model.py`, docs/architecture.md).
+CORNERS_PER_CLOCK = 8
 
 
 class DetRecord(data.Struct):
@@ -48,10 +52,11 @@ class Detector(wiring.Component):
     counters latched at each end record (`frame_weak`, `frame_windows`, `frame_cycles`);
     running totals (`frames`, `overruns`, `bad_frames`);
     `trace_*` one event per window visited (verification). `every`: analyse every this many
-    frames (1: every frame)."""
+    frames (1: every frame). `corners_per_clock`: 2, 4, 6 or 8, the engine's width (the
+    results are the same; the clocks and block RAMs are not)."""
 
     def __init__(self, width=1280, height=720, cascade="frontalface_default",
-                 params=None, corners_per_clock=4, grouper_lut_ram=False,
+                 params=None, corners_per_clock=CORNERS_PER_CLOCK, grouper_lut_ram=False,
                  every=1):
         params = params or DetectorParams()
         if not 1 <= every <= 8:
@@ -66,8 +71,9 @@ class Detector(wiring.Component):
                                f"not larger than the {self.cascade.width}x"
                                f"{self.cascade.height} window: nothing to analyse")
         self.stride = self.base_w + 1           # integral ring row: the zero column + W
-        if corners_per_clock not in (2, 4):
-            raise ValueError(f"corners_per_clock must be 2 or 4, not {corners_per_clock!r}")
+        if corners_per_clock not in (2, 4, 6, 8):
+            raise ValueError(f"corners_per_clock must be 2, 4, 6 or 8, not "
+                             f"{corners_per_clock!r}")
         self.program = build_program(self.cascade, self.stride, group=corners_per_clock)
         self.grouper_lut_ram = grouper_lut_ram
         self._engine = CascadeEngine(self.base_w, self.base_h, self.levels, self.program)

@@ -13,8 +13,10 @@ Per pyramid level, window row by window row:
 2. **nf**: every window of the row gets its normalisation factor (8 corners, 2 clocks, a
    pipelined integer square root) into a row buffer.
 3. **Evaluation**: windows in OpenCV's order with its skip after a stage-0 rejection. The
-   sequencer streams the stage's corner groups (2 or 4 corners a clock) without waiting for
-   comparisons; only tree nodes (alt2) and stage ends wait for the pipeline.
+   sequencer streams the window's corner groups (2, 4, 6 or 8 corners a clock: one luma ring
+   copy per two) from stage 0 on, across stage ends, without waiting for comparisons (only
+   tree nodes, alt2, wait); each stage's verdict comes back behind its last leaf, and the one
+   that ends the window (a rejection, or the last stage) flushes the groups issued behind it.
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
@@ -184,8 +186,11 @@ class CascadeEngine(wiring.Component):
         # Corners C and D (groups of 4) read a second copy written alongside, C sharing its
         # writer's address the same way. Two copies of the luma ring instead of four, one
         # squared.
-        ring_addr_a, ring_addr_b = Signal(self.ring_bits), Signal(self.ring_bits)
-        ring_addr_c, ring_addr_d = Signal(self.ring_bits), Signal(self.ring_bits)
+        # A group of K corners reads K / 2 luma copies (two ports each); copy j's first port
+        # shares its writer's address, copy 0's ports also serve the nf pipeline.
+        K = prog.group
+        ring_addr = [Signal(self.ring_bits, name=f"ring_addr{k}") for k in range(K)]
+        ring_addr_a, ring_addr_b = ring_addr[0], ring_addr[1]
         ring_wen = Signal()
         ring_wdata_s, ring_wdata_q = Signal(SUM_BITS), Signal(SQSUM_BITS)
         (rs_a, rs_b), _ = _block_split(m, "ring_s", SUM_BITS, ring_depth, FS_SUB_DEPTH,
@@ -193,9 +198,12 @@ class CascadeEngine(wiring.Component):
         (rq_a, rq_b), _ = _block_split(m, "ring_q", SQSUM_BITS, ring_depth, FS_SUB_DEPTH,
                                        [ring_addr_a, ring_addr_b], write=(ring_wdata_q, ring_wen))
         rs_more = []
-        if prog.group > 2:
-            rs_more, _ = _block_split(m, "ring_s_cd", SUM_BITS, ring_depth, FS_SUB_DEPTH,
-                                      [ring_addr_c, ring_addr_d], write=(ring_wdata_s, ring_wen))
+        for j in range(1, K // 2):
+            # Copy 1 keeps the name it had when there were at most two copies.
+            name = "ring_s_cd" if j == 1 else f"ring_s_{j}"
+            vals, _ = _block_split(m, name, SUM_BITS, ring_depth, FS_SUB_DEPTH,
+                                   ring_addr[2 * j:2 * j + 2], write=(ring_wdata_s, ring_wen))
+            rs_more += vals
         m.submodules.colsum_s = colsum_s = memory.Memory(shape=SUM_BITS, depth=self.base_w,
                                                          init=[])
         m.submodules.colsum_q = colsum_q = memory.Memory(shape=SQSUM_BITS, depth=self.base_w,
@@ -394,7 +402,6 @@ class CascadeEngine(wiring.Component):
             m.d.sync += nf_done.eq(sq_i[-1] + 1)
 
         # ---------------------------------------------------------- evaluation pipeline
-        K = prog.group
         pair_layout = data.StructLayout({
             "off": data.ArrayLayout(self.ring_bits, K),
             "w": data.ArrayLayout(signed(WEIGHT_BITS), K),
@@ -413,14 +420,20 @@ class CascadeEngine(wiring.Component):
         node_init = [{"thr": n[0], "left": kid(n[1]), "right": kid(n[2]), "resume": n[3]}
                      for n in prog.nodes]
         st_first = Array(Const(s[0], pair_bits + 1) for s in prog.stages)
-        st_end = Array(Const(s[1], pair_bits + 1) for s in prog.stages)
         st_count = Array(Const(s[2], 12) for s in prog.stages)
         st_thr = Array(Const(s[3], signed(STAGE_BITS)) for s in prog.stages)
 
+        # Stages are laid out one after the other (each starts where the one before ends), so
+        # the sequencer streams a window's program from stage 0 on without waiting for any
+        # stage's verdict (speculation): a rejecting verdict flushes the groups issued behind
+        # it. `stage` is the stage whose leaves are being summed, not the one being issued.
+        assert all(a[1] == b[0] for a, b in zip(prog.stages, prog.stages[1:]))
+        prog_end = prog.stages[-1][1]
         stage = Signal(self.stage_bits)
         # The stage's constants, loaded with `stage` (no table lookup on the sequencer's or
         # the verdict's path: timing).
-        stage_end, stage_count = Signal(pair_bits + 1), Signal(12)
+        stage_last_leaf = Signal(12)          # its weak classifier count - 1
+        stage_count = Signal(12)
         stage_thr = Signal(signed(STAGE_BITS))
         pair_addr = Signal(pair_bits + 1)
         hold = Signal()                       # waiting for a tree node's comparison
@@ -456,8 +469,7 @@ class CascadeEngine(wiring.Component):
             wrapped = origin_wrap + e1r.off[k]
             m.d.sync += a.eq(Mux(wrapped < 0, origin + e1r.off[k], wrapped[:self.ring_bits]))
         eval_addr_a, eval_addr_b = ea[0], ea[1]
-        if rs_more:
-            m.d.comb += ring_addr_d.eq(ea[3])
+        m.d.comb += [ring_addr[k].eq(ea[k]) for k in range(3, K, 2)]
         # The node ROM, split like the program: read at E2, its blocks registered at E2S.
         (node_word,), _ = _block_split(m, "node_rom", node_layout, len(node_init),
                                        PROG_SUB_DEPTH, [e1a_node], init=node_init)
@@ -489,20 +501,33 @@ class CascadeEngine(wiring.Component):
         m.d.sync += [e2p_valid.eq(e2r_valid), e2p_last.eq(e2r_last), e2p_wait.eq(e2r_wait),
                      e2p_node.eq(e2r_node)]
         m.d.sync += [p.eq((v * e2r_w[k])[:SUM_BITS]) for k, (p, v) in enumerate(zip(e2p, e2r))]
+        # E2Q (groups of more than 4 corners): pairs of products summed, registered, so the
+        # running sum below adds at most four terms in a clock, as with groups of 4.
+        if K > 4:
+            e2q = [Signal(SUM_BITS, name=f"e2q_p{k}") for k in range(K // 2)]
+            e2q_valid, e2q_last, e2q_wait = Signal(), Signal(), Signal()
+            e2q_node = Signal(node_layout)
+            m.d.sync += [e2q_valid.eq(e2p_valid), e2q_last.eq(e2p_last),
+                         e2q_wait.eq(e2p_wait), e2q_node.eq(e2p_node)]
+            m.d.sync += [q.eq((e2p[2 * k] + e2p[2 * k + 1])[:SUM_BITS])
+                         for k, q in enumerate(e2q)]
+            terms, t_valid, t_last, t_wait, t_node = e2q, e2q_valid, e2q_last, e2q_wait, e2q_node
+        else:
+            terms, t_valid, t_last, t_wait, t_node = e2p, e2p_valid, e2p_last, e2p_wait, e2p_node
         # E2S: the node's running sum.
         fresh = Signal(init=1)                # the next group starts a node
         acc = Signal(SUM_BITS)
-        part = sum(e2p)[:SUM_BITS]
+        part = sum(terms)[:SUM_BITS]
         acc_new = (Mux(fresh, 0, acc) + part)[:SUM_BITS]
         e3_valid, e3_wait = Signal(), Signal()
         fsum = Signal(signed(SUM_BITS))
         e3_node = Signal(node_layout)
         m.d.sync += e3_valid.eq(0)
-        with m.If(e2p_valid):
-            m.d.sync += [acc.eq(acc_new), fresh.eq(e2p_last)]
-            with m.If(e2p_last):
-                m.d.sync += [e3_valid.eq(1), e3_wait.eq(e2p_wait), fsum.eq(acc_new),
-                             e3_node.eq(e2p_node)]
+        with m.If(t_valid):
+            m.d.sync += [acc.eq(acc_new), fresh.eq(t_last)]
+            with m.If(t_last):
+                m.d.sync += [e3_valid.eq(1), e3_wait.eq(t_wait), fsum.eq(acc_new),
+                             e3_node.eq(t_node)]
         # E3: the two sides of `fsum * 2**NODE_FRAC < t_q * nf`
         e4_valid, e4_wait = Signal(), Signal()
         lhs = Signal(signed(SUM_BITS + NODE_FRAC))
@@ -521,8 +546,11 @@ class CascadeEngine(wiring.Component):
         # compares it with threshold + offset without an adder on the verdict path.
         sum_init = Signal(signed(STAGE_BITS))
         leaves = Signal(12)
-        e5_valid = Signal()
-        m.d.sync += e5_valid.eq(0)
+        # A stage's verdict: its sum, threshold and index registered at its last leaf (the
+        # next stage's leaves may follow at once).
+        fin_valid, fin_stage = Signal(), Signal(self.stage_bits)
+        fin_sum, fin_thr = Signal(signed(STAGE_BITS)), Signal(signed(STAGE_BITS))
+        m.d.sync += fin_valid.eq(0)
         # Timing: both possible sums are formed beside the comparison and the comparison
         # picks one (carry select), so its carry chain and the adder's are not in series.
         # `keep` stops Yosys from sharing the two adders behind a multiplexer again.
@@ -530,11 +558,22 @@ class CascadeEngine(wiring.Component):
         sum_right = Signal(signed(STAGE_BITS), attrs={"keep": 1})
         m.d.comb += [sum_left.eq(stage_sum + e4_node.left.leaf),
                      sum_right.eq(stage_sum + e4_node.right.leaf)]
+        new_sum = Mux(lhs < rhs, sum_left, sum_right)
         with m.If(leaf_event):
-            m.d.sync += [stage_sum.eq(Mux(lhs < rhs, sum_left, sum_right)),
-                         leaves.eq(leaves + 1), e5_valid.eq(1)]
-        verdict = e5_valid & (leaves == stage_count)
-        passed = stage_sum >= stage_thr
+            with m.If(leaves == stage_last_leaf):
+                m.d.sync += [fin_valid.eq(1), fin_sum.eq(new_sum), fin_thr.eq(stage_thr),
+                             fin_stage.eq(stage), stage_sum.eq(sum_init), leaves.eq(0),
+                             stage.eq(stage + 1)]
+                for k in range(1, prog.num_stages):
+                    with m.If(stage == k - 1):
+                        m.d.sync += [stage_last_leaf.eq(st_count[k].value - 1),
+                                     stage_count.eq(st_count[k].value),
+                                     stage_thr.eq(st_thr[k].value)]
+            with m.Else():
+                m.d.sync += [stage_sum.eq(new_sum), leaves.eq(leaves + 1)]
+        verdict = fin_valid
+        passed = fin_sum >= fin_thr
+        last_stage = fin_stage == prog.num_stages - 1
 
         # ---------------------------------------------------------- address muxing of port A/B
         phase = Signal(2)                     # 0 rows, 1 nf, 2 eval
@@ -543,8 +582,7 @@ class CascadeEngine(wiring.Component):
             ring_addr_b.eq(Mux(phase == 1, nf_addr_b, eval_addr_b)),
             row_write.eq(phase == 0),
         ]
-        if rs_more:
-            m.d.comb += ring_addr_c.eq(Mux(phase == 0, row_waddr, ea[2]))
+        m.d.comb += [ring_addr[k].eq(Mux(phase == 0, row_waddr, ea[k])) for k in range(2, K, 2)]
 
         # ---------------------------------------------------------- control FSM
         wx = Signal(COORD_BITS)
@@ -557,9 +595,16 @@ class CascadeEngine(wiring.Component):
         # the same clock (the next stage's index, its lookup and a 32-bit adder in series were
         # the deepest path of the whole top, 11.1 LUT levels).
         count_stage = Signal()
-        m.d.sync += count_stage.eq(0)
+        count_val = Signal(12)
+        m.d.sync += [count_stage.eq(0), count_val.eq(stage_count)]
         with m.If(count_stage):
-            m.d.sync += self.weak.eq(self.weak + stage_count)
+            m.d.sync += self.weak.eq(self.weak + count_val)
+        # A finished window's speculative groups, flushed from every stage of the pipeline.
+        flush = Signal()
+        pipe_valids = [e1_valid, e1s_valid, e1r_valid, e1a_valid, e2_valid, e2s_valid,
+                       e2r_valid, e2p_valid, e3_valid, e4_valid, fin_valid]
+        if K > 4:
+            pipe_valids.append(e2q_valid)
         with m.FSM(name="engine") as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
@@ -611,41 +656,39 @@ class CascadeEngine(wiring.Component):
                     m.next = "WINDOW_NF"
             with m.State("WINDOW_NF"):
                 m.d.sync += [nf.eq(nf_r.data), stage.eq(0), pair_addr.eq(st_first[0]),
-                             stage_end.eq(st_end[0]), stage_count.eq(st_count[0]),
-                             stage_thr.eq(st_thr[0]),
+                             stage_last_leaf.eq(st_count[0].value - 1),
+                             stage_count.eq(st_count[0]), stage_thr.eq(st_thr[0]),
                              stage_sum.eq(sum_init), leaves.eq(0), hold.eq(0),
-                             fresh.eq(1),
+                             fresh.eq(1), fin_valid.eq(0),
                              origin.eq(row_slot + wx),
                              origin_wrap.eq(row_slot_wrap + wx),
-                             self.windows.eq(self.windows + 1), count_stage.eq(1)]
+                             self.windows.eq(self.windows + 1), count_stage.eq(1),
+                             count_val.eq(st_count[0])]
                 m.next = "EVAL"
             with m.State("EVAL"):
-                with m.If(verdict):
-                    with m.If(passed & (stage != prog.num_stages - 1)):
-                        m.d.sync += [stage.eq(stage + 1), pair_addr.eq(st_first[stage + 1]),
-                                     stage_end.eq(st_end[stage + 1]),
-                                     stage_count.eq(st_count[stage + 1]),
-                                     stage_thr.eq(st_thr[stage + 1]),
-                                     stage_sum.eq(sum_init), leaves.eq(0),
-                                     count_stage.eq(1)]
-                    with m.Else():
-                        stages_passed = stage + passed
-                        m.d.sync += [self.trace_valid.eq(1), self.trace_level.eq(level),
-                                     self.trace_x.eq(wx), self.trace_y.eq(wy),
-                                     self.trace_stages.eq(stages_passed),
-                                     skip.eq((stage == 0) & ~passed),
-                                     wx.eq(wx + step_l), wx_idx.eq(wx_idx + 1)]
-                        with m.If(passed):
-                            m.d.sync += [self.raw_valid.eq(1), self.raw_level.eq(level),
-                                         self.raw_x.eq(wx), self.raw_y.eq(wy)]
-                        m.next = "WINDOW"
-                with m.Elif(tree_event):
-                    m.d.sync += [pair_addr.eq(tree_target), hold.eq(0)]
-                with m.Elif(~hold & ~kill & (pair_addr < stage_end)):
-                    m.d.comb += issue.eq(1)
-                    m.d.sync += pair_addr.eq(pair_addr + 1)
-                with m.If(kill):
-                    m.d.sync += hold.eq(1)
+                with m.If(verdict & (~passed | last_stage)):
+                    m.d.comb += flush.eq(1)
+                    m.d.sync += [self.trace_valid.eq(1), self.trace_level.eq(level),
+                                 self.trace_x.eq(wx), self.trace_y.eq(wy),
+                                 self.trace_stages.eq(fin_stage + passed),
+                                 skip.eq((fin_stage == 0) & ~passed),
+                                 wx.eq(wx + step_l), wx_idx.eq(wx_idx + 1)]
+                    with m.If(passed):
+                        m.d.sync += [self.raw_valid.eq(1), self.raw_level.eq(level),
+                                     self.raw_x.eq(wx), self.raw_y.eq(wy)]
+                    m.next = "WINDOW"
+                with m.Else():
+                    with m.If(verdict):
+                        # The next stage is entered: its weak classifiers count (its count
+                        # is in `stage_count` now, `count_val` a clock later).
+                        m.d.sync += count_stage.eq(1)
+                    with m.If(tree_event):
+                        m.d.sync += [pair_addr.eq(tree_target), hold.eq(0)]
+                    with m.Elif(~hold & ~kill & (pair_addr < prog_end)):
+                        m.d.comb += issue.eq(1)
+                        m.d.sync += pair_addr.eq(pair_addr + 1)
+                    with m.If(kill):
+                        m.d.sync += hold.eq(1)
             with m.State("ROW_END"):
                 with m.If(wy_idx + 1 < nwy_l):
                     m.d.sync += [wy.eq(wy + step_l), wy_idx.eq(wy_idx + 1), phase.eq(0)]
@@ -656,6 +699,8 @@ class CascadeEngine(wiring.Component):
                 with m.Else():
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
+        with m.If(flush):
+            m.d.sync += [v.eq(0) for v in pipe_valids]
         m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
         return m
 

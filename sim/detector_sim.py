@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from obscura.hw.detector import DetectorTop
+from obscura.hw.detector import CORNERS_PER_CLOCK, DetectorTop
 from obscura.hw.detector_model import DetectorParams
 
 from .verilator import build_model
@@ -53,14 +53,15 @@ class DetectorSim:
     """Build (once) and open the Verilator model of `DetectorTop`."""
 
     def __init__(self, width=1280, height=720, cascade="frontalface_default", params=None,
-                 quiet=False):
+                 quiet=False, corners_per_clock=CORNERS_PER_CLOCK):
         self.params = params or DetectorParams()
         self.width, self.height = width, height
+        self.corners_per_clock = corners_per_clock
         cas_key = cascade if isinstance(cascade, str) else cascade.name
-        key = (width, height, cas_key, self.params)
+        key = (width, height, cas_key, self.params, corners_per_clock)
         lib = build_model("detector_top", lambda: DetectorTop(
-            width=width, height=height, cascade=cascade, params=self.params), key,
-            quiet=quiet, harness=HARNESS)
+            width=width, height=height, cascade=cascade, params=self.params,
+            corners_per_clock=corners_per_clock), key, quiet=quiet, harness=HARNESS)
         self._lib = lib = ctypes.CDLL(str(lib))
         ptr, size, u64 = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint64
         lib.det_create.restype = ptr

@@ -53,12 +53,13 @@ def test_cycle_model_counts_the_engine_clocks(small_sim):
     """`bench/engine_model.py`, which weighs engine designs against the frame budget, counts
     the clocks of the engine as built: within 3 % of the RTL on real frames."""
     sys.path.insert(0, str(ROOT / "bench"))
-    from engine_model import frame_cycles
+    from engine_model import BUILT, frame_cycles
     cas = load_cascade(SMALL[2])
     for seed in (0, 3):
         frame = small_frame(seed)
         result, _ = check(small_sim, frame, cascade=SMALL[2])
-        model = frame_cycles(stage_grids(frame, cas, small_sim.params), cas)
+        model = frame_cycles(stage_grids(frame, cas, small_sim.params), cas,
+                             corners=small_sim.corners_per_clock, **BUILT)
         assert abs(model / result.cycles - 1) < 0.03, (seed, model, result.cycles)
 
 
@@ -140,6 +141,22 @@ def test_frame_smaller_than_the_window_is_refused():
     with pytest.raises(CascadeError, match="not larger than"):
         Detector(40, 40, "frontalface_default")
 
+
+
+@pytest.mark.parametrize("corners", [4, 6])
+def test_engine_widths_bit_exact(corners):
+    """The engine reads 8 corners a clock by default; 4 and 6 (fewer integral ring copies,
+    for a device short of block RAM) give the same windows, boxes and counters, with stump
+    and tree cascades, in more clocks."""
+    for cascade in (SMALL[2], "frontalface_alt2"):
+        sim = DetectorSim(*SMALL[:2], cascade, corners_per_clock=corners, quiet=True)
+        for seed in (0, 3):
+            check(sim, small_frame(seed), frame=seed, cascade=cascade)
+
+
+def test_engine_width_is_checked():
+    with pytest.raises(ValueError, match="corners_per_clock must be"):
+        Detector(160, 120, SMALL[2], corners_per_clock=5)
 
 
 def test_tree_cascade_alt2_bit_exact():
