@@ -5,11 +5,11 @@ Per pyramid level, window row by window row:
 
 1. **Rows**: level image rows are resampled from the base image (four parity banks give the
    2 x 2 bilinear neighbourhood in one read), summed down the columns (`colsum`, modulo 2**21 and
-   2**26) and across the row into the integral and squared-integral **ring** of 32 rows of
-   W + 1 entries. The ring keeps absolute integrals modulo 2**21 / 2**26, so every window
-   difference equals the model's; a corner's address is `(origin + offset) mod ring` (one
-   conditional subtraction), and a feature's corner offsets are constants of the cascade
-   program.
+   2**26) and across the row into the integral and squared-integral **ring** of window
+   height + 1 rows of W + 1 entries. The ring keeps absolute integrals modulo 2**21 / 2**26,
+   so every window difference equals the model's; a corner's address is
+   `(origin + offset) mod ring` (one conditional subtraction), and a feature's corner offsets
+   are constants of the cascade program.
 2. **nf**: every window of the row gets its normalisation factor (8 corners, 2 clocks, a
    pipelined integer square root) into a row buffer.
 3. **Evaluation**: windows in OpenCV's order with its skip after a stage-0 rejection. The
@@ -28,10 +28,8 @@ from .cascade_program import LEAF_BITS, STAGE_BITS, THRESH_BITS, WEIGHT_BITS, Ca
 from .detector_model import SCALE_FRAC, SQSUM_BITS, SUM_BITS, THRESHOLD_OFFSET_SHIFT
 from .types import COORD_BITS
 
-__all__ = ["CascadeEngine", "RING_ROWS", "ISQRT_STAGES"]
+__all__ = ["CascadeEngine", "ISQRT_STAGES"]
 
-#: Integral rows the ring holds: a window of up to 31 rows needs 32.
-RING_ROWS = 32
 #: Input of the square root: A * sqsum - sum**2 < 2**34 for a 31 x 31 window.
 ISQRT_IN_BITS = 34
 ISQRT_STAGES = ISQRT_IN_BITS // 2
@@ -101,7 +99,13 @@ class CascadeEngine(wiring.Component):
         self.levels = levels
         self.prog = program
         self.stride = program.stride
-        self.ring_bits = _bits(RING_ROWS * self.stride - 1)
+        # The integral rows a window reads: its height + 1. Rows are built between window
+        # rows, never during evaluation, so the ring needs no more (25 rows for 24 x 24, where
+        # a power of two would take 32: the ring copies are most of the engine's block RAM).
+        self.ring_rows = program.height + 1
+        if any(step >= self.ring_rows for _f, _w, _h, step in levels):
+            raise ValueError("a window row step must be smaller than the integral ring")
+        self.ring_bits = _bits(self.ring_rows * self.stride - 1)
         self.level_bits = _bits(max(len(levels) - 1, 1))
         self.stage_bits = _bits(program.num_stages)
         super().__init__({
@@ -126,7 +130,7 @@ class CascadeEngine(wiring.Component):
             nwx = len(range(0, ws - win_w, step))
             nwy = len(range(0, hs - win_h, step))
             rows.append(dict(f=f, ws=ws, hs=hs, step=step, c=(f - (1 << SCALE_FRAC)) >> 1,
-                             nwx=nwx, nwy=nwy))
+                             nwx=nwx, nwy=nwy, step_stride=step * self.stride))
         return {k: Array(Const(r[k], _bits(max(x[k] for x in rows) + 1)) for r in rows)
                 for k in rows[0]}
 
@@ -136,10 +140,17 @@ class CascadeEngine(wiring.Component):
         win_w, win_h = prog.width, prog.height
         lv = self._level_table()
         nlev = len(self.levels)
-        # The ring holds RING_ROWS rows of `stride` = W + 1 entries (no power-of-two padding):
-        # a row slot plus a column never passes the end; a window's corner may wrap past the
-        # last slot, which one subtraction undoes (E1A).
-        ring_size = RING_ROWS * stride
+        # The ring holds `ring_rows` rows of `stride` = W + 1 entries (no power-of-two
+        # padding): a row slot plus a column never passes the end; a window's corner may wrap
+        # past the last slot, which one subtraction undoes (E1A). Row slots advance by adding
+        # a stride and wrapping (`slot_add`), never by a multiplication or a modulo.
+        ring_size = self.ring_rows * stride
+
+        def slot_add(slot, delta):
+            """`slot + delta` wrapped to the ring (`delta` a multiple of the stride below its
+            size)."""
+            total = slot + delta
+            return Mux(total >= ring_size, total - ring_size, total)[:self.ring_bits]
 
         # -------------------------------------------------------------- frame store
         half_w, half_h = -(-self.base_w // 2), -(-self.base_h // 2)
@@ -174,7 +185,7 @@ class CascadeEngine(wiring.Component):
                                  (fs_waddr[fs_bits:] == k))]
 
         # -------------------------------------------------------------- ring and line memories
-        ring_depth = RING_ROWS * stride
+        ring_depth = ring_size
         # The rings are built of blocks one block RAM deep, like the frame store: a corner is
         # read (N1, E2), registered per block (N1S, E2S) and then selected. Block RAM: a
         # DP16KD has two ports. Yosys 0.70 maps a read port onto the write port's block RAM
@@ -221,6 +232,8 @@ class CascadeEngine(wiring.Component):
         wy = Signal(COORD_BITS)              # current window row (level pixels)
         wy_idx = Signal(COORD_BITS)          # its index
         rows_issued = Signal(COORD_BITS + 1)  # integral rows sent down the row pipeline
+        issue_slot = Signal(self.ring_bits)   # ... its ring slot: (rows_issued mod rows) * stride
+        wy_slot = Signal(self.ring_bits)      # the ring slot of window row `wy`
         rows_done = Signal(COORD_BITS + 1)    # integral rows written
         f_l, ws_l = lv["f"][level], lv["ws"][level]
         step_l, c_l = lv["step"][level], lv["c"][level]
@@ -264,11 +277,12 @@ class CascadeEngine(wiring.Component):
                 # detector's worst path at 1280x720, 11.2 ns on one net).
                 m.d.sync += fs_raddr[pr][pc].eq(base_row[pr] + cc)
         r_meta = data.StructLayout({"valid": 1, "b": COORD_BITS + 1, "row": COORD_BITS + 1,
-                                    "last": 1})
+                                    "slot": self.ring_bits, "last": 1})
         r0a, r1 = Signal(r_meta), Signal(r_meta)
         r0a_sel, r1_sel = Signal(4), Signal(4)   # iy parity, iy1 parity, ix parity, ix1 parity
         r0a_fx, r0a_fy, r1_fx, r1_fy = Signal(8), Signal(8), Signal(8), Signal(8)
         m.d.sync += [r0a.valid.eq(r0_valid), r0a.b.eq(r0_b), r0a.row.eq(r0_row),
+                     r0a.slot.eq(issue_slot),
                      r0a.last.eq(r0_b == ws_l),
                      r0a_sel.eq(Cat(y_par, ix[0], ix1[0])),
                      r0a_fx.eq(sx[8:16]), r0a_fy.eq(fy),
@@ -327,11 +341,8 @@ class CascadeEngine(wiring.Component):
                          acc_q.eq(Mux(r3r.b == 0, 0, acc_q + cq_new))]
         row_write = Signal()
         row_waddr = Signal(self.ring_bits)
-        # Row slots are multiples of a stride that is no power of two: the products are
-        # registered a stage (or a row) ahead so no multiplier sits on a ring address path.
-        r3r_slot = Signal(self.ring_bits)
-        m.d.sync += [r3r_slot.eq((r3.row & (RING_ROWS - 1)) * stride),
-                     row_waddr.eq(r3r_slot + r3r.b)]       # R4's write address
+        # Row slots travel down the pipeline with their beats (counted at issue, `issue_slot`).
+        m.d.sync += row_waddr.eq(r3r.slot + r3r.b)       # R4's write address
         m.d.comb += [ring_wdata_s.eq(acc_s), ring_wdata_q.eq(acc_q),
                      ring_wen.eq(row_write & r4.valid)]
         with m.If(r4.valid & r4.last):
@@ -341,13 +352,14 @@ class CascadeEngine(wiring.Component):
         area = (win_w - 2) * (win_h - 2)
         n0_valid, n0_phase, n0_i = Signal(), Signal(), Signal(COORD_BITS)
         n0_x = Signal(COORD_BITS)
-        # Registered from `wy`, which is stable from ROW_END through ROWS, NF and the windows.
+        # Registered from `wy_slot`, which is stable from ROW_END through ROWS, NF and the
+        # windows.
         top_slot, bot_slot = Signal(self.ring_bits), Signal(self.ring_bits)
         row_slot, row_slot_wrap = Signal(self.ring_bits), Signal(signed(self.ring_bits + 1))
-        m.d.sync += [top_slot.eq(((wy + 1) & (RING_ROWS - 1)) * stride),
-                     bot_slot.eq(((wy + win_h - 1) & (RING_ROWS - 1)) * stride),
-                     row_slot.eq((wy & (RING_ROWS - 1)) * stride),
-                     row_slot_wrap.eq((wy & (RING_ROWS - 1)) * stride - ring_size)]
+        m.d.sync += [top_slot.eq(slot_add(wy_slot, stride)),
+                     bot_slot.eq(slot_add(wy_slot, (win_h - 1) * stride)),
+                     row_slot.eq(wy_slot),
+                     row_slot_wrap.eq(wy_slot - ring_size)]
         # N0A: the corner addresses registered before the ring (and its transparency compare).
         n0a_valid, n0a_phase, n0a_i = Signal(), Signal(), Signal(COORD_BITS)
         nf_addr_a, nf_addr_b = Signal(self.ring_bits), Signal(self.ring_bits)
@@ -614,6 +626,7 @@ class CascadeEngine(wiring.Component):
                     m.next = "LEVEL"
             with m.State("LEVEL"):
                 m.d.sync += [wy.eq(0), wy_idx.eq(0), rows_issued.eq(0), rows_done.eq(0),
+                             issue_slot.eq(0), wy_slot.eq(0),
                              r0_b.eq(0), sx.eq(c_l), sy.eq(c_l), phase.eq(0)]
                 m.next = "ROWS"
             with m.State("ROWS"):
@@ -630,7 +643,8 @@ class CascadeEngine(wiring.Component):
                     with m.If((r0_b == 1) & (rows_issued != 0)):
                         m.d.sync += sy.eq(sy + f_l)
                     with m.If(r0_b == ws_l):
-                        m.d.sync += [r0_b.eq(0), rows_issued.eq(rows_issued + 1)]
+                        m.d.sync += [r0_b.eq(0), rows_issued.eq(rows_issued + 1),
+                                     issue_slot.eq(slot_add(issue_slot, stride))]
                     with m.Else():
                         m.d.sync += r0_b.eq(r0_b + 1)
                 with m.Elif(rows_done >= need):
@@ -691,7 +705,8 @@ class CascadeEngine(wiring.Component):
                         m.d.sync += hold.eq(1)
             with m.State("ROW_END"):
                 with m.If(wy_idx + 1 < nwy_l):
-                    m.d.sync += [wy.eq(wy + step_l), wy_idx.eq(wy_idx + 1), phase.eq(0)]
+                    m.d.sync += [wy.eq(wy + step_l), wy_idx.eq(wy_idx + 1), phase.eq(0),
+                                 wy_slot.eq(slot_add(wy_slot, lv["step_stride"][level]))]
                     m.next = "ROWS"
                 with m.Elif(level + 1 < nlev):
                     m.d.sync += level.eq(level + 1)
