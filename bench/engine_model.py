@@ -141,10 +141,10 @@ def engine_options(frames, cascade="frontalface_default", params=None, measured=
     cas = load_cascade(cascade)
     per_frame = [dm.stage_grids(f, cas, params) for f in frames]
     rows = []
-    for lanes, corners, speculate, overlap, filt in VARIANTS:
-        cyc = [frame_cycles(lv, cas, lanes, corners, speculate, overlap, filt)
+    for lanes, width, speculate, overlap, filt in VARIANTS:
+        cyc = [frame_cycles(lv, cas, lanes, width, speculate, overlap, filt)
                for lv in per_frame]
-        rows.append({"lanes": lanes, "corners_per_clock": corners,
+        rows.append({"lanes": lanes, "corners_per_clock": width,
                      "speculative_next_stage": speculate, "rows_overlapped": overlap,
                      "filter_stages": filt,
                      "cycles_mean": int(np.mean(cyc)), "cycles_max": int(max(cyc)),

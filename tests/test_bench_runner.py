@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
@@ -162,3 +164,21 @@ def test_a_routed_blocks_worst_path_is_read_from_its_log(tmp_path):
                                "logic_ns": 0.76, "routing_ns": 12.43}
     log.write_text("Info: Packing IOs..\n")
     assert worst_path(log) is None
+
+
+@pytest.mark.parametrize("corners", [4, 8])
+def test_the_engine_calibration_models_the_engine_at_its_width(corners):
+    """`engine_options`' calibration row compares the RTL's cycles with the model of the engine
+    as built at the RTL's width (`corners`), whatever widths the variant rows try."""
+    from engine_model import BUILT, engine_options, frame_cycles
+
+    from conftest import real_frame_rgb
+    from obscura.hw import detector_model as dm
+    from obscura.hw.cascade import load_cascade
+
+    frame = real_frame_rgb(320, 240)
+    cas = load_cascade("frontalface_default")
+    model = frame_cycles(dm.stage_grids(frame, cas, dm.DetectorParams()), cas, corners=corners,
+                         **BUILT)
+    out = engine_options([frame], measured=[model], corners=corners)
+    assert out["calibration_model_over_rtl"] == 1.0
