@@ -66,9 +66,9 @@ BOARD_CORNERS_PER_CLOCK = 8
 #: analysis at 320x180 takes 2.5-3.3 M clocks on the dev video (bench/engine_model.py, and the
 #: RTL in `make bench`), 2.0-2.6 frame periods of the board's 1.235 M pixel clocks (1674 x 738
 #: at 37.14 MHz, `bitstreams/ulx3s-85f/top.py`); three give 3.71 M, the worst dev frame using
-#: 87 % (the RTL, 3.23 M). An analysis that does not end in time is abandoned and its frames filled. Each
-#: analysis masks three frames; a new face can go unmasked for up to six (0.2 s: frame a's
-#: faces mask frames a + 4 .. a + 6) where every-frame analysis leaves two.
+#: 87 % (the RTL, 3.23 M). An analysis that does not end in time is abandoned and its frames
+#: filled. Each analysis masks three frames; a new face can go unmasked for up to six (0.2 s:
+#: frame a's faces mask frames a + 4 .. a + 6) where every-frame analysis leaves two.
 BOARD_DETECT_EVERY = 3
 
 
