@@ -57,19 +57,19 @@ BOARD_MIN_BLOCK = 16
 #: from iteration 20; with the three wide ones in block RAM (199) they stalled at ~3,000-3,300
 #: from iteration 16 to 35 (2026-11-27).
 BOARD_GROUPER_LUT_RAM = True
-#: The board's engine reads 8 integral corners a clock (the detector's default: four luma ring
-#: copies). The pipeline alone at the board's sizes takes 194 block RAMs (Yosys's memory
-#: mapping, 2026-11-28; 209 while the ring had 32 rows rather than the window's 25, 197 then
-#: with 6 corners).
-BOARD_CORNERS_PER_CLOCK = 8
-#: The board's detector analyses every third frame (10 analyses a second at 720p30): one
-#: analysis at 320x180 takes 2.5-3.3 M clocks on the dev video (bench/engine_model.py, and the
-#: RTL in `make bench`), 2.0-2.6 frame periods of the board's 1.235 M pixel clocks (1674 x 738
-#: at 37.14 MHz, `bitstreams/ulx3s-85f/top.py`); three give 3.71 M, the worst dev frame using
-#: 87 % (the RTL, 3.23 M). An analysis that does not end in time is abandoned and its frames
-#: filled. Each analysis masks three frames; a new face can go unmasked for up to six (0.2 s:
-#: frame a's faces mask frames a + 4 .. a + 6) where every-frame analysis leaves two.
-BOARD_DETECT_EVERY = 3
+#: The board's engine reads 6 integral corners a clock (three luma ring copies). With 8 (the
+#: detector's default) the board takes 201 of the 208 block RAMs and router2 stalled at ~4,200
+#: overused wires, then rose (seed 1, 2026-11-28); with 6 about 192 (the pipeline alone at the
+#: board's sizes: 194 with 8, Yosys's memory mapping).
+BOARD_CORNERS_PER_CLOCK = 6
+#: The board's detector analyses every fourth frame (7.5 analyses a second at 720p30): one
+#: analysis at 320x180 takes 3.3-4.4 M clocks on the dev video (bench/engine_model.py, and the
+#: RTL in `make bench`), 2.7-3.6 frame periods of the board's 1.235 M pixel clocks (1674 x 738
+#: at 37.14 MHz, `bitstreams/ulx3s-85f/top.py`); four give 4.94 M, the worst dev frame using
+#: 90 % (by the model). An analysis that does not end in time is abandoned and its frames
+#: filled. Each analysis masks four frames; a new face can go unmasked for up to eight
+#: (0.27 s: frame a's faces mask frames a + 5 .. a + 8) where every-frame analysis leaves two.
+BOARD_DETECT_EVERY = 4
 
 
 class CameraBoard(wiring.Component):
