@@ -66,7 +66,7 @@ BOARD_CORNERS_PER_CLOCK = 6
 #: analysis at 320x180 takes 3.3-4.4 M clocks on the dev video (bench/engine_model.py, and the
 #: RTL in `make bench`), 2.7-3.6 frame periods of the board's 1.235 M pixel clocks (1674 x 738
 #: at 37.14 MHz, `bitstreams/ulx3s-85f/top.py`); four give 4.94 M, the worst dev frame using
-#: 90 % (by the model). An analysis that does not end in time is abandoned and its frames
+#: 89 % (the RTL, 4.41 M). An analysis that does not end in time is abandoned and its frames
 #: filled. Each analysis masks four frames; a new face can go unmasked for up to eight
 #: (0.27 s: frame a's faces mask frames a + 5 .. a + 8) where every-frame analysis leaves two.
 BOARD_DETECT_EVERY = 4
