@@ -194,11 +194,10 @@ class CascadeEngine(wiring.Component):
         # data" across ports and would emulate it by copying the memory). So port A shares
         # the writer's address and port B is transparent (`_block_split`): rows are written
         # (phase 0) while no corner read is used, so transparency changes nothing read.
-        # Corners C and D (groups of 4) read a second copy written alongside, C sharing its
-        # writer's address the same way. Two copies of the luma ring instead of four, one
-        # squared.
-        # A group of K corners reads K / 2 luma copies (two ports each); copy j's first port
-        # shares its writer's address, copy 0's ports also serve the nf pipeline.
+        # Corners beyond A and B read further luma copies written alongside, one per two
+        # corners of a group (K / 2 copies in all), each copy's first port sharing its
+        # writer's address the same way; copy 0's ports also serve the nf pipeline, and the
+        # squared ring has one copy.
         K = prog.group
         ring_addr = [Signal(self.ring_bits, name=f"ring_addr{k}") for k in range(K)]
         ring_addr_a, ring_addr_b = ring_addr[0], ring_addr[1]
