@@ -430,7 +430,6 @@ class CascadeEngine(wiring.Component):
                       "node": p[4]} for p in prog.pairs]
         node_init = [{"thr": n[0], "left": kid(n[1]), "right": kid(n[2]), "resume": n[3]}
                      for n in prog.nodes]
-        st_first = Array(Const(s[0], pair_bits + 1) for s in prog.stages)
         st_count = Array(Const(s[2], 12) for s in prog.stages)
         st_thr = Array(Const(s[3], signed(STAGE_BITS)) for s in prog.stages)
 
@@ -668,7 +667,7 @@ class CascadeEngine(wiring.Component):
                 with m.Elif(self.raw_ready):
                     m.next = "WINDOW_NF"
             with m.State("WINDOW_NF"):
-                m.d.sync += [nf.eq(nf_r.data), stage.eq(0), pair_addr.eq(st_first[0]),
+                m.d.sync += [nf.eq(nf_r.data), stage.eq(0), pair_addr.eq(prog.stages[0][0]),
                              stage_last_leaf.eq(st_count[0].value - 1),
                              stage_count.eq(st_count[0]), stage_thr.eq(st_thr[0]),
                              stage_sum.eq(sum_init), leaves.eq(0), hold.eq(0),
