@@ -23,9 +23,9 @@ from obscura.hw.detector_engine import ISQRT_STAGES
 DRAIN = 11
 #: Clocks per visited window outside evaluation (WINDOW, WINDOW_NF, the verdict's return).
 WINDOW_OVERHEAD = 3
-#: Row pipeline (R0 .. R4 with R0A, R1S, R3R) and nf pipeline (N0, N0A, N1S .. square root)
-#: drains per window row.
-ROW_DRAIN, NF_DRAIN = 8, ISQRT_STAGES + 7
+#: Row pipeline (R0 .. R4 with R0A, R1S, R2M, R3R) and nf pipeline (N0, N0A, N1S .. square
+#: root) drains per window row.
+ROW_DRAIN, NF_DRAIN = 9, ISQRT_STAGES + 7
 
 
 #: (lanes, corners a clock, speculative next stage, rows overlapped, filter stages): the

@@ -35,26 +35,29 @@ def _absdiff(a, b):
     return Mux(a > b, a - b, b - a)
 
 
-#: OpenCV's SimilarRects in two clocks (timing): the four distances times 10 and the limit,
-#: registered, then their comparison.
-SimParts = data.StructLayout({"d": data.ArrayLayout(COORD_BITS + 5, 4), "lim": COORD_BITS + 1})
+#: OpenCV's SimilarRects in two clocks (timing): the four distances and the limit,
+#: registered, then the distances times 10 compared with the limit (times 10 in the first clock
+#: made it three carry chains behind the rectangle registers: the detector's worst path once
+#: the merged sums' address was a register).
+SimParts = data.StructLayout({"d": data.ArrayLayout(COORD_BITS + 1, 4), "lim": COORD_BITS + 1})
 
 
 def similar_parts(target, a, b):
     """First clock of OpenCV's SimilarRects (eps = 0.2, as `detector_model._similar`): the
     statements that load `target`, a `SimParts` register."""
-    def times10(v):              # one adder, not a multiplier block (timing)
-        return (v << 3) + (v << 1)
     dists = (_absdiff(a.x, b.x), _absdiff(a.y, b.y), _absdiff(a.x + a.w, b.x + b.w),
              _absdiff(a.y + a.h, b.y + b.h))
-    return [*(target.d[k].eq(times10(v)) for k, v in enumerate(dists)),
+    return [*(target.d[k].eq(v) for k, v in enumerate(dists)),
             target.lim.eq(Mux(a.w < b.w, a.w, b.w) + Mux(a.h < b.h, a.h, b.h))]
 
 
 def similar(parts):
-    """Second clock: whether the rectangles of a registered `SimParts` are similar."""
-    return ((parts.d[0] <= parts.lim) & (parts.d[1] <= parts.lim) &
-            (parts.d[2] <= parts.lim) & (parts.d[3] <= parts.lim))
+    """Second clock: whether the rectangles of a registered `SimParts` are similar (each
+    distance times 10 within the limit)."""
+    def times10(v):              # one adder, not a multiplier block (timing)
+        return (v << 3) + (v << 1)
+    return ((times10(parts.d[0]) <= parts.lim) & (times10(parts.d[1]) <= parts.lim) &
+            (times10(parts.d[2]) <= parts.lim) & (times10(parts.d[3]) <= parts.lim))
 
 
 def _div10(v, bits):
@@ -116,6 +119,7 @@ class Grouper(wiring.Component):
         j = Signal(range(nmax + 1))
         idx = Signal(range(nmax + 1))
         lo, hi = Signal(ib), Signal(ib)
+        lab_k = Signal(ib)                    # the merged sums' address (read and write)
         p_la, p_lb, p_sim = Signal(ib), Signal(ib), Signal()
         p_sa, p_sb, p_ma, p_mb = (Signal(Rect, name=f"p_{n}") for n in ("sa", "sb", "ma", "mb"))
         p_parts_s, p_parts_m = Signal(SimParts), Signal(SimParts)
@@ -174,20 +178,22 @@ class Grouper(wiring.Component):
         # Read addresses straight from registers, the same in every state (a read has no side
         # effect): an address multiplexed by the state was the detector's worst routed path
         # (the state's decode, then 5.6 ns of routing to the labels' LUT RAM). The merged sums
-        # are read at a cluster's label (MERGE_ACC) or at idx (FINAL_RD): `msum_by_label`,
-        # a register, selects.
-        msum_by_label = Signal()
+        # are read and written at `lab_k`, a register: a cluster's label (loaded in MERGE_ACC,
+        # read in MERGE_LAB) or, in the final pass, the cluster itself (loaded with idx). A
+        # multiplexer of `lab_c.data` and `idx` in front of that LUT RAM was the detector's
+        # worst routed path (idx to the multiplexer, then to every cell of the RAM: 12 ns of
+        # routing).
         m.d.comb += [seed_a.addr.eq(i), seed_b.addr.eq(j), mean_a.addr.eq(i),
                      mean_b.addr.eq(j), lab_a.addr.eq(i), lab_b.addr.eq(j), lab_c.addr.eq(idx),
                      acc_r.addr.eq(idx), cl_a.addr.eq(i), cl_b.addr.eq(j),
-                     msum_r.addr.eq(Mux(msum_by_label, lab_c.data, idx))]
+                     msum_r.addr.eq(lab_k)]
         # Write addresses, data and enables likewise: registers, the same in every state (the
         # LUT RAM write address decoded from the state became the detector's worst routed path
         # once the read side was mended). Each write's state loads them on its way in: NEW's
         # cluster n goes in through `idx` (sums), `lab_wa` (label address) and `lo` (label).
         seed_we, acc_we, lab_we, msum_we, mean_we, cl_we = (
             Signal(name=f"{k}_we") for k in ("seed", "acc", "lab", "msum", "mean", "cl"))
-        lab_wa, lab_k = Signal(ib), Signal(ib)
+        lab_wa = Signal(ib)
         m.d.sync += [seed_we.eq(0), acc_we.eq(0), lab_we.eq(0), msum_we.eq(0), mean_we.eq(0),
                      cl_we.eq(0)]
         m.d.comb += [seed_w.addr.eq(n), seed_w.data.eq(r), seed_w.en.eq(seed_we),
@@ -282,7 +288,7 @@ class Grouper(wiring.Component):
             # ---------------------------------------------------------- merge pass
             with m.State("PAIR_RD"):
                 with m.If(i >= n):
-                    m.d.sync += [idx.eq(0), nc.eq(0), msum_by_label.eq(1)]
+                    m.d.sync += [idx.eq(0), nc.eq(0)]
                     m.next = "MERGE_RD"
                 with m.Else():
                     m.next = "PAIR_DATA"
@@ -321,12 +327,14 @@ class Grouper(wiring.Component):
             # ---------------------------------------------------------- merged sums and means
             with m.State("MERGE_RD"):
                 with m.If(idx == n):
-                    m.d.sync += [idx.eq(0), msum_by_label.eq(0), div_merged.eq(1)]
+                    m.d.sync += [idx.eq(0), lab_k.eq(0), div_merged.eq(1)]
                     m.next = "FINAL_RD"
                 with m.Else():
                     m.next = "MERGE_ACC"
             with m.State("MERGE_ACC"):
                 m.d.sync += [lab_k.eq(lab_c.data), own.eq(acc_r.data)]
+                m.next = "MERGE_LAB"
+            with m.State("MERGE_LAB"):            # the label's merged sums read at lab_k
                 m.next = "MERGE_REG"
             with m.State("MERGE_REG"):
                 # A label's first member starts its merged sums from zero.
@@ -350,13 +358,13 @@ class Grouper(wiring.Component):
                     m.d.comb += div_start.eq(1)
                     m.next = "FINAL_WAIT"
                 with m.Else():
-                    m.d.sync += idx.eq(idx + 1)
+                    m.d.sync += [idx.eq(idx + 1), lab_k.eq(idx + 1)]
                     m.next = "FINAL_RD"
             with m.State("FINAL_WAIT"):
                 with m.If(~div_busy & ~cl_we):
                     m.d.sync += cl_we.eq(1)
                 with m.If(cl_we):
-                    m.d.sync += [nc.eq(nc + 1), idx.eq(idx + 1)]
+                    m.d.sync += [nc.eq(nc + 1), idx.eq(idx + 1), lab_k.eq(idx + 1)]
                     m.next = "FINAL_RD"
             # ---------------------------------------------------------- inside rule, output
             with m.State("IN_RD"):
