@@ -57,19 +57,20 @@ BOARD_MIN_BLOCK = 16
 #: from iteration 20; with the three wide ones in block RAM (199) they stalled at ~3,000-3,300
 #: from iteration 16 to 35 (2026-11-27).
 BOARD_GROUPER_LUT_RAM = True
-#: The board's engine reads 6 integral corners a clock (three luma ring copies). With 8 (the
-#: detector's default) the board takes 201 of the 208 block RAMs and router2 stalled at ~4,200
-#: overused wires, then rose (seed 1, 2026-11-28); with 6 about 192 (the pipeline alone at the
-#: board's sizes: 194 with 8, Yosys's memory mapping).
-BOARD_CORNERS_PER_CLOCK = 6
-#: The board's detector analyses every fourth frame (7.5 analyses a second at 720p30): one
-#: analysis at 320x180 takes 3.3-4.4 M clocks on the dev video (bench/engine_model.py, and the
-#: RTL in `make bench`), 2.7-3.6 frame periods of the board's 1.235 M pixel clocks (1674 x 738
-#: at 37.14 MHz, `bitstreams/ulx3s-85f/top.py`); four give 4.94 M, the worst dev frame using
-#: 89 % (the RTL, 4.41 M). An analysis that does not end in time is abandoned and its frames
-#: filled. Each analysis masks four frames; a new face can go unmasked for up to eight
-#: (0.27 s: frame a's faces mask frames a + 5 .. a + 8) where every-frame analysis leaves two.
-BOARD_DETECT_EVERY = 4
+#: The board's engine reads 4 integral corners a clock (two luma ring copies): 178 of the 208
+#: block RAMs. With 8 (the detector's default) the board took 201 and with 6 192, and router2
+#: did not converge on either: its overused wires fell to ~3,000-4,200 by iteration 20, then
+#: rose (8 corners: seed 1; 6 corners: seeds 1, 2 and 3; 2026-11-28), as with the grouper in
+#: block RAM (199 and 207 block RAMs, `BOARD_GROUPER_LUT_RAM`).
+BOARD_CORNERS_PER_CLOCK = 4
+#: The board's detector analyses every fifth frame (6 analyses a second at 720p30): one
+#: analysis at 320x180 takes 4.0-5.5 M clocks on the dev video (bench/engine_model.py, and the
+#: RTL in `make bench`), 3.3-4.4 frame periods of the board's 1.235 M pixel clocks (1674 x 738
+#: at 37.14 MHz, `bitstreams/ulx3s-85f/top.py`); five give 6.18 M. An analysis that does not
+#: end in time is abandoned and its frames filled. Each analysis masks five frames; a new face
+#: can go unmasked for up to ten (0.33 s: frame a's faces mask frames a + 6 .. a + 10) where
+#: every-frame analysis leaves two.
+BOARD_DETECT_EVERY = 5
 
 
 class CameraBoard(wiring.Component):
