@@ -56,8 +56,7 @@ def similar(parts):
     distance times 10 within the limit)."""
     def times10(v):              # one adder, not a multiplier block (timing)
         return (v << 3) + (v << 1)
-    return ((times10(parts.d[0]) <= parts.lim) & (times10(parts.d[1]) <= parts.lim) &
-            (times10(parts.d[2]) <= parts.lim) & (times10(parts.d[3]) <= parts.lim))
+    return Cat(times10(parts.d[k]) <= parts.lim for k in range(4)).all()
 
 
 def _div10(v, bits):
