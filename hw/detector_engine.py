@@ -453,7 +453,6 @@ class CascadeEngine(wiring.Component):
         # the verdict's path: timing).
         stage_last_leaf = Signal(12)          # its weak classifier count - 1
         stage_count = Signal(12)
-        stage_thr = Signal(signed(STAGE_BITS))
         pair_addr = Signal(pair_bits + 1)
         hold = Signal()                       # waiting for a tree node's comparison
         origin = Signal(self.ring_bits)
@@ -560,15 +559,29 @@ class CascadeEngine(wiring.Component):
         leaf_event = e4_valid & child.is_leaf
         tree_event = e4_valid & e4_wait
         tree_target = Mux(child.is_leaf, e4_node.resume, child.pair)
-        stage_sum = Signal(signed(STAGE_BITS))
-        # Each stage's sum starts at minus the threshold offset (latched per analysis), which
-        # compares it with threshold + offset without an adder on the verdict path.
-        sum_init = Signal(signed(STAGE_BITS))
+        # Each stage's sum starts at minus (its threshold + the threshold offset), so the
+        # stage passes when the sum's sign bit is clear: the verdict is a register, with no
+        # comparison (a 30-bit carry chain) in front of the sequencer's and the FSM's enables.
+        # One bit wider than a sum or a threshold, so the difference cannot wrap.
+        stage_sum = Signal(signed(STAGE_BITS + 1))
+        sum_init = Signal(signed(STAGE_BITS))          # minus the offset, per analysis
+        # Stage starts per window: stage 0's and stage 1's sums, formed once per analysis;
+        # `init_next` the start of the stage after the current one, formed a clock after a
+        # stage is entered from `thr_after` (the threshold two stages on): every stage has
+        # at least two weak classifiers, so it is ready before the stage's last leaf.
+        init0, init1, init_next = (Signal(signed(STAGE_BITS + 1), name=n)
+                                   for n in ("init0", "init1", "init_next"))
+        thr_after = Signal(signed(STAGE_BITS))
+        load_next = Signal()
+        assert all(s[2] >= 2 for s in prog.stages), "a stage with fewer than 2 weak classifiers"
+        m.d.sync += load_next.eq(0)
+        with m.If(load_next):
+            m.d.sync += init_next.eq(sum_init - thr_after)
         leaves = Signal(12)
-        # A stage's verdict: its sum, threshold and index registered at its last leaf (the
-        # next stage's leaves may follow at once).
+        # A stage's verdict registered at its last leaf (the next stage's leaves may follow
+        # at once): passed, and whether the window ends there (rejected, or the last stage).
         fin_valid, fin_stage = Signal(), Signal(self.stage_bits)
-        fin_sum, fin_thr = Signal(signed(STAGE_BITS)), Signal(signed(STAGE_BITS))
+        fin_pass, fin_end = Signal(), Signal()
         m.d.sync += fin_valid.eq(0)
         # Timing: both possible sums are formed beside the comparison and the comparison
         # picks one (carry select), so its carry chain and the adder's are not in series.
@@ -578,21 +591,23 @@ class CascadeEngine(wiring.Component):
         m.d.comb += [sum_left.eq(stage_sum + e4_node.left.leaf),
                      sum_right.eq(stage_sum + e4_node.right.leaf)]
         new_sum = Mux(lhs < rhs, sum_left, sum_right)
+        new_pass = ~new_sum[-1]
         with m.If(leaf_event):
             with m.If(leaves == stage_last_leaf):
-                m.d.sync += [fin_valid.eq(1), fin_sum.eq(new_sum), fin_thr.eq(stage_thr),
-                             fin_stage.eq(stage), stage_sum.eq(sum_init), leaves.eq(0),
-                             stage.eq(stage + 1)]
+                m.d.sync += [fin_valid.eq(1), fin_pass.eq(new_pass),
+                             fin_end.eq(~new_pass | (stage == prog.num_stages - 1)),
+                             fin_stage.eq(stage), stage_sum.eq(init_next), leaves.eq(0),
+                             stage.eq(stage + 1), load_next.eq(1)]
                 for k in range(1, prog.num_stages):
                     with m.If(stage == k - 1):
                         m.d.sync += [stage_last_leaf.eq(st_count[k].value - 1),
-                                     stage_count.eq(st_count[k].value),
-                                     stage_thr.eq(st_thr[k].value)]
+                                     stage_count.eq(st_count[k].value)]
+                        if k + 1 < prog.num_stages:
+                            m.d.sync += thr_after.eq(st_thr[k + 1].value)
             with m.Else():
                 m.d.sync += [stage_sum.eq(new_sum), leaves.eq(leaves + 1)]
         verdict = fin_valid
-        passed = fin_sum >= fin_thr
-        last_stage = fin_stage == prog.num_stages - 1
+        passed = fin_pass
 
         # ---------------------------------------------------------- address muxing of port A/B
         phase = Signal(2)                     # 0 rows, 1 nf, 2 eval
@@ -634,7 +649,10 @@ class CascadeEngine(wiring.Component):
             with m.State("LEVEL"):
                 m.d.sync += [wy.eq(0), wy_idx.eq(0), rows_issued.eq(0), rows_done.eq(0),
                              issue_slot.eq(0), wy_slot.eq(0),
-                             r0_b.eq(0), sx.eq(c_l), sy.eq(c_l), phase.eq(0)]
+                             r0_b.eq(0), sx.eq(c_l), sy.eq(c_l), phase.eq(0),
+                             init0.eq(sum_init - st_thr[0].value)]
+                if prog.num_stages > 1:
+                    m.d.sync += init1.eq(sum_init - st_thr[1].value)
                 m.next = "ROWS"
             with m.State("ROWS"):
                 # Issue integral rows up to wy + win_h, then wait for the last write.
@@ -678,8 +696,8 @@ class CascadeEngine(wiring.Component):
             with m.State("WINDOW_NF"):
                 m.d.sync += [nf.eq(nf_r.data), stage.eq(0), pair_addr.eq(prog.stages[0][0]),
                              stage_last_leaf.eq(st_count[0].value - 1),
-                             stage_count.eq(st_count[0]), stage_thr.eq(st_thr[0]),
-                             stage_sum.eq(sum_init), leaves.eq(0), hold.eq(0),
+                             stage_count.eq(st_count[0]), stage_sum.eq(init0),
+                             init_next.eq(init1), load_next.eq(0), leaves.eq(0), hold.eq(0),
                              fresh.eq(1), fin_valid.eq(0),
                              origin.eq(row_slot + wx),
                              origin_wrap.eq(row_slot_wrap + wx),
@@ -687,7 +705,7 @@ class CascadeEngine(wiring.Component):
                              count_val.eq(st_count[0])]
                 m.next = "EVAL"
             with m.State("EVAL"):
-                with m.If(verdict & (~passed | last_stage)):
+                with m.If(verdict & fin_end):
                     m.d.comb += flush.eq(1)
                     m.d.sync += [self.trace_valid.eq(1), self.trace_level.eq(level),
                                  self.trace_x.eq(wx), self.trace_y.eq(wy),

