@@ -18,9 +18,9 @@ from obscura.hw import detector_model as dm
 from obscura.hw.cascade import load_cascade
 from obscura.hw.detector_engine import ISQRT_STAGES
 
-#: Clocks from a stage's last corner group to its verdict (E0 issue, E1S, E1R .. E5 verdict);
+#: Clocks from a stage's last corner group to its verdict (E0 issue, E1S, E1R .. E5, verdict);
 #: groups of more than 4 corners add one (E2Q, `drain`).
-DRAIN = 11
+DRAIN = 12
 #: Clocks per visited window outside evaluation (WINDOW, WINDOW_NF, the verdict's return).
 WINDOW_OVERHEAD = 3
 #: Row pipeline (R0 .. R4 with R0A, R1S, R2M, R3R) and nf pipeline (N0, N0A, N1S .. square

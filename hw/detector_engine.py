@@ -553,12 +553,18 @@ class CascadeEngine(wiring.Component):
         e4_node = Signal(node_layout)
         m.d.sync += [e4_valid.eq(e3_valid), e4_wait.eq(e3_wait), e4_node.eq(e3_node),
                      lhs.eq(fsum << NODE_FRAC), rhs.eq(e3_node.thr * nf)]
-        # E4: choose the child
+        # E4: the comparison, registered: its carry chain (40 bits) and the stage sum's
+        # select below, across the engine, did not fit one clock (the detector's worst path).
+        e5_valid, e5_wait, lt = Signal(), Signal(), Signal()
+        e5_node = Signal(node_layout)
+        m.d.sync += [e5_valid.eq(e4_valid), e5_wait.eq(e4_wait), e5_node.eq(e4_node),
+                     lt.eq(lhs < rhs)]
+        # E5: choose the child
         child = Signal(child_layout)
-        m.d.comb += child.eq(Mux(lhs < rhs, e4_node.left, e4_node.right))
-        leaf_event = e4_valid & child.is_leaf
-        tree_event = e4_valid & e4_wait
-        tree_target = Mux(child.is_leaf, e4_node.resume, child.pair)
+        m.d.comb += child.eq(Mux(lt, e5_node.left, e5_node.right))
+        leaf_event = e5_valid & child.is_leaf
+        tree_event = e5_valid & e5_wait
+        tree_target = Mux(child.is_leaf, e5_node.resume, child.pair)
         # Each stage's sum starts at minus (its threshold + the threshold offset), so the
         # stage passes when the sum's sign bit is clear: the verdict is a register, with no
         # comparison (a 30-bit carry chain) in front of the sequencer's and the FSM's enables.
@@ -583,14 +589,14 @@ class CascadeEngine(wiring.Component):
         fin_valid, fin_stage = Signal(), Signal(self.stage_bits)
         fin_pass, fin_end = Signal(), Signal()
         m.d.sync += fin_valid.eq(0)
-        # Timing: both possible sums are formed beside the comparison and the comparison
-        # picks one (carry select), so its carry chain and the adder's are not in series.
+        # Timing: both possible sums are formed and the registered comparison picks one
+        # (carry select), so the select does not wait for the adder's carry chain.
         # `keep` stops Yosys from sharing the two adders behind a multiplexer again.
-        sum_left = Signal(signed(STAGE_BITS), attrs={"keep": 1})
-        sum_right = Signal(signed(STAGE_BITS), attrs={"keep": 1})
-        m.d.comb += [sum_left.eq(stage_sum + e4_node.left.leaf),
-                     sum_right.eq(stage_sum + e4_node.right.leaf)]
-        new_sum = Mux(lhs < rhs, sum_left, sum_right)
+        sum_left = Signal(signed(STAGE_BITS + 1), attrs={"keep": 1})
+        sum_right = Signal(signed(STAGE_BITS + 1), attrs={"keep": 1})
+        m.d.comb += [sum_left.eq(stage_sum + e5_node.left.leaf),
+                     sum_right.eq(stage_sum + e5_node.right.leaf)]
+        new_sum = Mux(lt, sum_left, sum_right)
         new_pass = ~new_sum[-1]
         with m.If(leaf_event):
             with m.If(leaves == stage_last_leaf):
@@ -636,7 +642,7 @@ class CascadeEngine(wiring.Component):
         # A finished window's speculative groups, flushed from every stage of the pipeline.
         flush = Signal()
         pipe_valids = [e1_valid, e1s_valid, e1r_valid, e1a_valid, e2_valid, e2s_valid,
-                       e2r_valid, e2p_valid, e3_valid, e4_valid, fin_valid]
+                       e2r_valid, e2p_valid, e3_valid, e4_valid, e5_valid, fin_valid]
         if K > 4:
             pipe_valids.append(e2q_valid)
         with m.FSM(name="engine") as fsm:
