@@ -57,20 +57,19 @@ BOARD_MIN_BLOCK = 16
 #: from iteration 20; with the three wide ones in block RAM (199) they stalled at ~3,000-3,300
 #: from iteration 16 to 35 (2026-11-27).
 BOARD_GROUPER_LUT_RAM = True
-#: The board's engine reads 4 integral corners a clock (two luma ring copies): 178 of the 208
-#: block RAMs. With 8 (the detector's default) the board took 201 and with 6 192, and router2
-#: did not converge on either: its overused wires fell to ~3,000-4,200 by iteration 20, then
-#: rose (8 corners: seed 1; 6 corners: seeds 1, 2 and 3; 2026-11-28), as with the grouper in
-#: block RAM (199 and 207 block RAMs, `BOARD_GROUPER_LUT_RAM`).
-BOARD_CORNERS_PER_CLOCK = 4
-#: The board's detector analyses every fifth frame (6 analyses a second at 720p30): one
-#: analysis at 320x180 takes 4.0-5.5 M clocks on the dev video (bench/engine_model.py, and the
-#: RTL in `make bench`), 3.3-4.4 frame periods of the board's 1.235 M pixel clocks (1674 x 738
-#: at 37.14 MHz, `bitstreams/ulx3s-85f/top.py`); five give 6.18 M. An analysis that does not
-#: end in time is abandoned and its frames filled. Each analysis masks five frames; a new face
-#: can go unmasked for up to ten (0.33 s: frame a's faces mask frames a + 6 .. a + 10) where
-#: every-frame analysis leaves two.
-BOARD_DETECT_EVERY = 5
+#: The board's engine reads 6 integral corners a clock (three luma ring copies): 192 of the 208
+#: block RAMs. With nextpnr's HeAP placer the board did not route with 6 or 8 (201 block RAMs):
+#: router2's overused wires fell to ~3,000-4,200, then rose (2026-11-28); with the static
+#: placer (`bitstreams/ulx3s-85f/build.py`) 6 corners route and meet timing.
+BOARD_CORNERS_PER_CLOCK = 6
+#: The board's detector analyses every fourth frame (7.5 analyses a second at 720p30): one
+#: analysis at 320x180 takes at most ~4.5 M clocks on the dev video with 6 corners a clock (the
+#: RTL in `make bench`, bench/engine_model.py), 3.6 frame periods of the board's 1.235 M pixel
+#: clocks (1674 x 738 at 37.14 MHz, `bitstreams/ulx3s-85f/top.py`); four give 4.94 M. An
+#: analysis that does not end in time is abandoned and its frames filled. Each analysis masks
+#: four frames; a new face can go unmasked for up to eight (0.27 s: frame a's faces mask frames
+#: a + 5 .. a + 8) where every-frame analysis leaves two.
+BOARD_DETECT_EVERY = 4
 
 
 class CameraBoard(wiring.Component):

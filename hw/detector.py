@@ -7,7 +7,7 @@ other buffer. When the next frame due for analysis ends while an analysis is sti
 that analysis is abandoned (engine and grouper reset) and its end record says `overrun`: its
 boxes may be missing, so the pipeline must fail closed. A malformed frame due for analysis, or
 one of another size than the detector was built for, is not analysed (`bad_input`). P > 1 gives
-an analysis P frame periods (the ULX3S board analyses every fifth frame at 720p30).
+an analysis P frame periods (the ULX3S board analyses every fourth frame at 720p30).
 
 Output: per analysed frame, zero or more box records then one end record, in frame order.
 """

@@ -114,7 +114,7 @@ def anonymizer_register_map(num_slots=32, num_zones=8):
             Field("margin", 0, 8, 30, "mask growth on each side, percent of the box size"),
             Field("hold", 8, 8, 15, "analyses a face stays masked after its last detection "
                   "(frames where the detector analyses every frame; the ULX3S board analyses "
-                  "every fifth)"))),
+                  "every fourth)"))),
         Register("DETECT", 0x1C, "rw", "detector settings", (
             Field("min_neighbors", 0, 8, 3, "raw windows a face needs (0: raw windows)"),
             Field("threshold_offset", 8, 8, 0, "signed, added to every stage threshold in "
