@@ -579,7 +579,11 @@ class CascadeEngine(wiring.Component):
                                    for n in ("init0", "init1", "init_next"))
         thr_after = Signal(signed(STAGE_BITS))
         load_next = Signal()
-        assert all(s[2] >= 2 for s in prog.stages), "a stage with fewer than 2 weak classifiers"
+        short = [k for k, st in enumerate(prog.stages) if st[2] < 2]
+        if short:
+            raise ValueError(f"cascade stage(s) {short} have fewer than 2 weak classifiers: the "
+                             f"engine forms the next stage's start while a stage runs; merge "
+                             f"such a stage into its neighbour or use another cascade")
         m.d.sync += load_next.eq(0)
         with m.If(load_next):
             m.d.sync += init_next.eq(sum_init - thr_after)
