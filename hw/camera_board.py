@@ -63,8 +63,8 @@ BOARD_GROUPER_LUT_RAM = True
 #: placer (`bitstreams/ulx3s-85f/build.py`) 6 corners route and meet timing.
 BOARD_CORNERS_PER_CLOCK = 6
 #: The board's detector analyses every fourth frame (7.5 analyses a second at 720p30): one
-#: analysis at 320x180 takes at most ~4.5 M clocks on the dev video with 6 corners a clock (the
-#: RTL in `make bench`, bench/engine_model.py), 3.6 frame periods of the board's 1.235 M pixel
+#: analysis at 320x180 takes at most 4.44 M clocks on six dev frames with 6 corners a clock (the
+#: RTL in `make bench`), 3.6 frame periods of the board's 1.235 M pixel
 #: clocks (1674 x 738 at 37.14 MHz, `bitstreams/ulx3s-85f/top.py`); four give 4.94 M. An
 #: analysis that does not end in time is abandoned and its frames filled. Each analysis masks
 #: four frames; a new face can go unmasked for up to eight (0.27 s: frame a's faces mask frames

@@ -114,6 +114,11 @@ def build_program(cas: Cascade, stride, group=2, max_window=31, max_pairs=16384,
     for s in range(cas.num_stages):
         first, count = int(cas.stage_first[s]), int(cas.stage_count[s])
         _fits(int(cas.stage_threshold[s]), STAGE_BITS, "stage threshold", cas.name)
+        if count < 2:
+            # The engine forms the next stage's starting sum while a stage runs (one clock).
+            raise CascadeError(f"cascade {cas.name!r}: stage {s} has {count} weak classifier; "
+                               f"the engine needs at least 2 a stage (merge it into a "
+                               f"neighbouring stage)")
         start = pair_first[int(cas.weak_root[first])]
         end = weak_end[first + count - 1]
         # Weak classifiers of a stage are consecutive in the layout, so its range is contiguous.

@@ -574,16 +574,12 @@ class CascadeEngine(wiring.Component):
         # Stage starts per window: stage 0's and stage 1's sums, formed once per analysis;
         # `init_next` the start of the stage after the current one, formed a clock after a
         # stage is entered from `thr_after` (the threshold two stages on): every stage has
-        # at least two weak classifiers, so it is ready before the stage's last leaf.
+        # at least two weak classifiers (`cascade_program` checks), so it is ready before
+        # the stage's last leaf.
         init0, init1, init_next = (Signal(signed(STAGE_BITS + 1), name=n)
                                    for n in ("init0", "init1", "init_next"))
         thr_after = Signal(signed(STAGE_BITS))
         load_next = Signal()
-        short = [k for k, st in enumerate(prog.stages) if st[2] < 2]
-        if short:
-            raise ValueError(f"cascade stage(s) {short} have fewer than 2 weak classifiers: the "
-                             f"engine forms the next stage's start while a stage runs; merge "
-                             f"such a stage into its neighbour or use another cascade")
         m.d.sync += load_next.eq(0)
         with m.If(load_next):
             m.d.sync += init_next.eq(sum_init - thr_after)

@@ -134,12 +134,13 @@ def classic_abc_synth(top):
 #: unresolved after 40 minutes of routing (nextpnr 0.11, 2026-11-27).
 ROUTER = "router2"
 #: nextpnr's placer. The analytic "static" placer (nextpnr 0.6+): on 2f5a7bd's netlist it
-#: placed the board in ~10 minutes with 228,000 units of wire length where HeAP took ~25
-#: with 340,000, and router2 converged in 62 iterations (pixel clock 55.96 MHz, TMDS 409.5,
+#: placed the board in ~11 minutes with 226,903 units of wire length where HeAP took ~25
+#: with 327,868, and router2 converged in 62 iterations (pixel clock 55.96 MHz, TMDS 409.5,
 #: camera 110.6); HeAP's placements of the same configuration (2d01585, seeds 1 and 2)
 #: left router2 diverging from a few hundred overused wires (2026-11-28).
 PLACER = "static"
-#: nextpnr's HeAP placer timing weight (nextpnr's default, 10). On the TMDS serialisers alone
+#: nextpnr's HeAP placer timing weight (nextpnr's default, 10; the static placer ignores it).
+#: On the TMDS serialisers alone
 #: (370 MHz into pads on the top edge) 100 gave 376-423 MHz on seeds 1-3 where 10 gave
 #: 217-338, and the whole board placed at 51-53 MHz where 10 gave 38; but the whole board did
 #: not route with it: router2's overused wires fell to 341 by iteration 38, then rose to 697
