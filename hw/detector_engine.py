@@ -132,7 +132,7 @@ class CascadeEngine(wiring.Component):
         for f, ws, hs, step in self.levels:
             nwx = len(range(0, ws - win_w, step))
             nwy = len(range(0, hs - win_h, step))
-            rows.append(dict(f=f, ws=ws, hs=hs, step=step, c=(f - (1 << SCALE_FRAC)) >> 1,
+            rows.append(dict(f=f, ws=ws, step=step, c=(f - (1 << SCALE_FRAC)) >> 1,
                              nwx=nwx, nwy=nwy, step_stride=step * self.stride))
         return {k: Array(Const(r[k], _bits(max(x[k] for x in rows) + 1)) for r in rows)
                 for k in rows[0]}
@@ -237,9 +237,16 @@ class CascadeEngine(wiring.Component):
         issue_slot = Signal(self.ring_bits)   # ... its ring slot: (rows_issued mod rows) * stride
         wy_slot = Signal(self.ring_bits)      # the ring slot of window row `wy`
         rows_done = Signal(COORD_BITS + 1)    # integral rows written
-        f_l, ws_l = lv["f"][level], lv["ws"][level]
-        step_l, c_l = lv["step"][level], lv["c"][level]
-        nwx_l, nwy_l = lv["nwx"][level], lv["nwy"][level]
+        # The level's constants, registered when the level changes (IDLE, ROW_END): read
+        # through the level's multiplexer, they were the start of the engine's worst path
+        # (`level` -> `sx` + `f` -> `ix1`, 16.1 ns in the whole top at 82a277a).
+        lvr = {k: Signal(len(a[0]), name=f"lv_{k}") for k, a in lv.items()}
+
+        def load_level(index):
+            return [lvr[k].eq(a[index]) for k, a in lv.items()]
+        f_l, ws_l = lvr["f"], lvr["ws"]
+        step_l, c_l = lvr["step"], lvr["c"]
+        nwx_l, nwy_l = lvr["nwx"], lvr["nwy"]
 
         # ---------------------------------------------------------- row pipeline (resample)
         # R0: beat b = 0..ws of integral row r (b = 0 writes the zero column; row 0 is zeros).
@@ -650,7 +657,8 @@ class CascadeEngine(wiring.Component):
                 with m.If(self.start):
                     m.d.sync += [buf.eq(self.start_buf), level.eq(0), self.windows.eq(0),
                                  self.weak.eq(0),
-                                 sum_init.eq(-(self.thr_offset << THRESHOLD_OFFSET_SHIFT))]
+                                 sum_init.eq(-(self.thr_offset << THRESHOLD_OFFSET_SHIFT)),
+                                 *load_level(0)]
                     m.next = "LEVEL"
             with m.State("LEVEL"):
                 m.d.sync += [wy.eq(0), wy_idx.eq(0), rows_issued.eq(0), rows_done.eq(0),
@@ -737,10 +745,10 @@ class CascadeEngine(wiring.Component):
             with m.State("ROW_END"):
                 with m.If(wy_idx + 1 < nwy_l):
                     m.d.sync += [wy.eq(wy + step_l), wy_idx.eq(wy_idx + 1), phase.eq(0),
-                                 wy_slot.eq(slot_add(wy_slot, lv["step_stride"][level]))]
+                                 wy_slot.eq(slot_add(wy_slot, lvr["step_stride"]))]
                     m.next = "ROWS"
                 with m.Elif(level + 1 < nlev):
-                    m.d.sync += level.eq(level + 1)
+                    m.d.sync += [level.eq(level + 1), *load_level(level + 1)]
                     m.next = "LEVEL"
                 with m.Else():
                     m.d.comb += self.done.eq(1)
