@@ -107,9 +107,13 @@ class Anonymizer(wiring.Component):
         # will hold and the time it will be): the age's 24-bit subtraction and comparison sat
         # in front of the mask's handshake, the FIFO's level and the detector-side logic
         # (9.2 LUT levels, the whole top's deepest after the weak-classifier counter).
+        # Both candidates' ages are computed from registers and `load` only selects between
+        # them: `load` follows the mask's ready, and ready, a subtraction and a comparison in
+        # series were the whole top's worst path at 54e691b.
         aged = Signal()
-        next_ts = Mux(load, pre.ts, head.ts)
-        m.d.sync += aged.eq(((now + 1) - next_ts)[:TS_BITS] >= self.delay)
+        aged_pre = ((now + 1) - pre.ts)[:TS_BITS] >= self.delay
+        aged_head = ((now + 1) - head.ts)[:TS_BITS] >= self.delay
+        m.d.sync += aged.eq(Mux(load, aged_pre, aged_head))
         m.d.comb += [mask.i.payload.eq(head.pixel), mask.i.valid.eq(head_valid & aged),
                      fifo.r_en.eq(fill)]
         with m.If(fill):

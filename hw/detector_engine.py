@@ -37,7 +37,9 @@ ISQRT_STAGES = ISQRT_IN_BITS // 2
 FS_SUB_DEPTH = 2048
 #: Entries of each cascade program ROM: one DP16KD deep (1024 x 18), no multiplexer inside.
 PROG_SUB_DEPTH = 1024
-NF_BITS = ISQRT_STAGES + 1
+#: The square root of a number below 2**34 is below 2**17: 17 bits, so that nf times a
+#: threshold's parts fits the DSPs' 18 x 18 signed multipliers (E3).
+NF_BITS = ISQRT_STAGES
 
 
 def _bits(n):
@@ -567,19 +569,25 @@ class CascadeEngine(wiring.Component):
             with m.If(t_last):
                 m.d.sync += [e3_valid.eq(1), e3_wait.eq(t_wait), fsum.eq(acc_new),
                              e3_node.eq(t_node)]
-        # E3: the two sides of `fsum * 2**NODE_FRAC < t_q * nf`
+        # E3: the two sides of `fsum * 2**NODE_FRAC < t_q * nf`, the right one in two products
+        # that each fit one DSP (t_q = hi * 2**17 + lo, lo unsigned), registered beside them:
+        # a 22 x 18 product spans several DSPs joined by an adder.
+        lo = 17
         e4_valid, e4_wait = Signal(), Signal()
         lhs = Signal(signed(SUM_BITS + NODE_FRAC))
-        rhs = Signal(signed(THRESH_BITS + NF_BITS + 1))
+        rhs_lo = Signal(lo + NF_BITS)
+        rhs_hi = Signal(signed(THRESH_BITS - lo + NF_BITS + 1))
         e4_node = Signal(node_layout)
         m.d.sync += [e4_valid.eq(e3_valid), e4_wait.eq(e3_wait), e4_node.eq(e3_node),
-                     lhs.eq(fsum << NODE_FRAC), rhs.eq(e3_node.thr * nf)]
+                     lhs.eq(fsum << NODE_FRAC), rhs_lo.eq(e3_node.thr[:lo] * nf),
+                     rhs_hi.eq(e3_node.thr[lo:].as_signed() * nf)]
         # E4: the comparison, registered: its carry chain (40 bits) and the stage sum's
         # select below, across the engine, did not fit one clock (the detector's worst path).
+        # lhs < hi * nf * 2**17 + lo * nf, as lhs - hi * nf * 2**17 < lo * nf.
         e5_valid, e5_wait, lt = Signal(), Signal(), Signal()
         e5_node = Signal(node_layout)
         m.d.sync += [e5_valid.eq(e4_valid), e5_wait.eq(e4_wait), e5_node.eq(e4_node),
-                     lt.eq(lhs < rhs)]
+                     lt.eq((lhs - (rhs_hi << lo)) < rhs_lo)]
         # E5: choose the child
         child = Signal(child_layout)
         m.d.comb += child.eq(Mux(lt, e5_node.left, e5_node.right))

@@ -178,14 +178,19 @@ class MaskUnit(wiring.Component):
         x = Signal(cw)
         y = Signal(cw)
         m.d.comb += [x.eq(Mux(is_first, 0, x_next)), y.eq(Mux(is_first, 0, y_next))]
+        # `x_next == 0` and `y_next < SMALL_FRAME_LINES`, registered where x_next and y_next
+        # are (timing: their comparisons sat in front of `i.ready`, and so in front of the
+        # delay line's handshake: the whole top's worst path at 54e691b).
+        x_zero = Signal(init=1)
+        small = Signal(init=1)
         line_start = Signal()
-        m.d.comb += line_start.eq(is_first | (x_next == 0))
+        m.d.comb += line_start.eq(is_first | x_zero)
 
         prev_complete = Signal()
-        m.d.comb += prev_complete.eq(synced & ~err_in_frame & (x_next == 0) & (y_next != 0) &
+        m.d.comb += prev_complete.eq(synced & ~err_in_frame & x_zero & (y_next != 0) &
                                      (~geom_known | (y_next == h_exp)))
         self_complete = Signal()
-        m.d.comb += self_complete.eq(synced & consistent & (x_next == 0) & (y_next != 0))
+        m.d.comb += self_complete.eq(synced & consistent & x_zero & (y_next != 0))
 
         # A `first` in the middle of a line cuts the frame before it; the new frame's pixels
         # would be masked in coordinates that no longer match the scene, so it is filled whole.
@@ -256,6 +261,8 @@ class MaskUnit(wiring.Component):
                 mid_line.eq(~p.last),
                 x_next.eq(Mux(p.last, 0, x + 1)),
                 y_next.eq(Mux(p.last, y + 1, y)),
+                x_zero.eq(p.last | ((x + 1)[:cw] == 0)),
+                small.eq(Mux(p.last, y + 1, y)[:cw] < SMALL_FRAME_LINES),
             ]
             with m.If(is_first):
                 m.d.sync += [
@@ -293,8 +300,6 @@ class MaskUnit(wiring.Component):
         eng_idle = Signal()
 
         # Frame start waits for a small previous frame to drain (see SMALL_FRAME_LINES).
-        small = Signal()
-        m.d.comb += small.eq(y_next < SMALL_FRAME_LINES)
         start_ok = Signal()
         m.d.comb += start_ok.eq((Mux(tag, cnt[0], cnt[1]) == 0) & eng_idle &
                                 (~is_first | ~small | (Mux(tag, cnt[1], cnt[0]) == 0)))
