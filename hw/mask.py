@@ -372,9 +372,17 @@ class MaskUnit(wiring.Component):
             e0b.valid.eq(eng_busy & (eng_idx < nreg)), e0b.idx.eq(eng_idx),
             e0b.ell.eq((eng_idx < self.num_boxes) & (act_shape == Shape.ELLIPSE)),
         ]
+        # Each group selects with its own copy of `eng_idx[:3]`, a counter of its own (Yosys
+        # merges identical flip-flops, `keep` or not): one select net to every group's
+        # multiplexers was the whole top's worst path at 17ad64b (12.4 ns of routing).
+        group_sel = [Signal(3, name=f"region_sel{g}") for g in range(ngroups)]
+        with m.If(eng_pending):
+            m.d.sync += [sel.eq(0) for sel in group_sel]
+        with m.Elif(eng_busy):
+            m.d.sync += [sel.eq(sel + 1) for sel in group_sel]
         for g in range(ngroups):
             members = Array(list(regions)[8 * g:8 * g + 8])
-            m.d.sync += group_regs[g].eq(members[eng_idx[:3]])
+            m.d.sync += group_regs[g].eq(members[group_sel[g]])
         e1 = Signal(data.StructLayout({"valid": 1, "idx": idx_shape, "ell": 1,
                                        "region": Region}))
         m.d.sync += [
