@@ -145,9 +145,12 @@ class Tracker(wiring.Component):
         drained = ~issue & ~va & ~v1 & ~v2 & ~v3 & ~v4 & ~v5
 
         # Slot writes: the new state of the chosen slot (APPLY), an aged slot (AGE).
-        new_we, aged_we = Signal(n), Signal(n)
+        # `slot_we`: a slot written (by either), a flip-flop of its own: each slot's clock enable
+        # comes straight from a register (a LUT joining the two enables, placed far from the
+        # slot, was the whole top's worst path at fab6240: 10.1 ns of routing into its CE).
+        aged_we, slot_we = Signal(n), Signal(n)
         aged_out = Signal(SlotState)
-        m.d.sync += [new_we.eq(0), aged_we.eq(0)]
+        m.d.sync += [aged_we.eq(0), slot_we.eq(0)]
 
         # SCAN: 1 cur; 2 predicted box, centre sums; 3 overlap bounds, centre offsets;
         # 4 overlap sides, absolute offsets; 5 area (multiplier), distance; then compare. One
@@ -183,11 +186,9 @@ class Tracker(wiring.Component):
         # APPLY: the chosen slot's new state is computed into `new` from `cur`, then written.
         sel = Signal(range(n))
         new = Signal(SlotState)
-        for state, we_new, we_aged in zip(slot_regs, new_we, aged_we):
-            with m.If(we_new):
-                m.d.sync += state.eq(new)
-            with m.If(we_aged):
-                m.d.sync += state.eq(aged_out)
+        for state, we, we_aged in zip(slot_regs, slot_we, aged_we):
+            with m.If(we):
+                m.d.sync += state.eq(Mux(we_aged, aged_out, new))
 
         # AGE: 1 cur; 2 moved and clamped (`aged`); 3 written, or freed when too old or gone.
         aged = Signal(SlotState)
@@ -284,7 +285,7 @@ class Tracker(wiring.Component):
                                      new.x1.eq(Mux(d.x1 > cur.x1, d.x1, cur.x1)),
                                      new.y1.eq(Mux(d.y1 > cur.y1, d.y1, cur.y1)),
                                      new.age.eq(0)]
-                m.d.sync += new_we.eq(Const(1, n) << sel)
+                m.d.sync += slot_we.eq(Const(1, n) << sel)
                 m.next = "WRITE"
             with m.State("WRITE"):              # `new` is written at this clock's edge
                 m.d.sync += [matched.bit_select(sel, 1).eq(1), k.eq(k + 1)]
@@ -300,7 +301,8 @@ class Tracker(wiring.Component):
                 with m.If(v2 & age_write):
                     gone = (aged.age > self.hold) | (aged.x1 <= aged.x0) | (aged.y1 <= aged.y0)
                     m.d.sync += [aged_out.eq(Mux(gone, 0, aged)),
-                                 aged_we.eq(Const(1, n) << i2)]
+                                 aged_we.eq(Const(1, n) << i2),
+                                 slot_we.eq(Const(1, n) << i2)]
                 with m.If((i == n) & drained):
                     set_i(0)
                     m.next = "PUBLISH"
