@@ -120,14 +120,8 @@ class Tracker(wiring.Component):
         cur = Signal(SlotState)
         groups = [slot_regs[g:g + READ_GROUP] for g in range(0, n, READ_GROUP)]
         grp = [Signal(SlotState, name=f"grp{g}") for g in range(len(groups))]
-        # Each group selects with copies of `i` and `rd`'s low bits of its own (counters, so
-        # that Yosys cannot merge them): one select net to every group's multiplexers was the
-        # whole top's worst path at 1ccf388 (7.5 ns of routing from its decoding LUT).
-        lo_bits = min(READ_GROUP_BITS, len(rd))
-        i_lo = [Signal(lo_bits, name=f"i_lo{g}") for g in range(len(groups))]
-        rd_lo = [Signal(lo_bits, name=f"rd_lo{g}") for g in range(len(groups))]
-        m.d.sync += [q.eq(Array(members)[sel_lo])
-                     for q, members, sel_lo in zip(grp, groups, rd_lo)]
+        m.d.sync += [q.eq(Array(members)[rd[:READ_GROUP_BITS]])
+                     for q, members in zip(grp, groups)]
         if len(grp) == 1:
             m.d.sync += cur.eq(grp[0])
         else:
@@ -144,15 +138,9 @@ class Tracker(wiring.Component):
         def set_i(value):
             m.d.sync += [i.eq(value), rd.eq(value)]
 
-        def restart_i():
-            set_i(0)
-            m.d.sync += [c.eq(0) for c in i_lo + rd_lo]
-
         def issue_next():
             m.d.comb += issue.eq(1)
             set_i(i + 1)
-            m.d.sync += [c.eq(c + 1) for c in i_lo]
-            m.d.sync += [r.eq(c + 1) for r, c in zip(rd_lo, i_lo)]
 
         drained = ~issue & ~va & ~v1 & ~v2 & ~v3 & ~v4 & ~v5
 
@@ -239,7 +227,7 @@ class Tracker(wiring.Component):
                     with m.Else():
                         m.d.sync += saturated.eq(1)
             with m.State("END"):
-                restart_i()
+                set_i(0)
                 with m.If(~end_ok):
                     m.next = "PUBLISH"
                 with m.Elif(k == count):
@@ -250,7 +238,7 @@ class Tracker(wiring.Component):
             with m.State("LOAD"):
                 m.d.sync += [d.eq(br.data), found.eq(0), free_found.eq(0),
                              near_found.eq(0), best_area.eq(0)]
-                restart_i()
+                set_i(0)
                 m.next = "SCAN"
             with m.State("SCAN"):
                 # Best overlap with the predicted box, first free slot, nearest centre.
@@ -268,7 +256,6 @@ class Tracker(wiring.Component):
                 with m.If((i == n) & drained):
                     chosen = Mux(found, best, Mux(free_found, free, near))
                     m.d.sync += [sel.eq(chosen), rd.eq(chosen)]
-                    m.d.sync += [r.eq(chosen[:lo_bits]) for r in rd_lo]
                     m.next = "READ"
             with m.State("READ"):             # `grp` loads, then `cur`
                 m.next = "READ2"
@@ -317,7 +304,7 @@ class Tracker(wiring.Component):
                                  aged_we.eq(Const(1, n) << i2),
                                  slot_we.eq(Const(1, n) << i2)]
                 with m.If((i == n) & drained):
-                    restart_i()
+                    set_i(0)
                     m.next = "PUBLISH"
             with m.State("PUBLISH"):
                 # Regions with margins (one multiplier pair).
