@@ -37,8 +37,11 @@ ISQRT_STAGES = ISQRT_IN_BITS // 2
 FS_SUB_DEPTH = 2048
 #: Entries of each cascade program ROM: one DP16KD deep (1024 x 18), no multiplexer inside.
 PROG_SUB_DEPTH = 1024
+#: The widest unsigned operand of the ECP5's 18 x 18 signed multipliers: wider products are
+#: formed in parts of this many bits, each part one DSP, registered before they are added.
+DSP_PART_BITS = 17
 #: The square root of a number below 2**34 is below 2**17: 17 bits, so that nf times a
-#: threshold's parts fits the DSPs' 18 x 18 signed multipliers (E3).
+#: threshold's parts fits one DSP each (E3).
 NF_BITS = ISQRT_STAGES
 
 
@@ -416,7 +419,7 @@ class CascadeEngine(wiring.Component):
         # beside the DSPs; N2P -> N3: the parts added. A whole product (its DSPs, their
         # routing and the adder joining them) in one clock was the whole top's worst path
         # (q_win * area, 16.2 ns at 9879231).
-        lo = 17
+        lo = DSP_PART_BITS
         n2p_valid, n2p_i = Signal(), _data(COORD_BITS)
         aq_lo, aq_hi = _data(lo + _bits(area)), _data(SQSUM_BITS - lo + _bits(area))
         ss_ll, ss_lh, ss_hh = (_data(2 * lo), _data(SUM_BITS + 1),
@@ -579,7 +582,7 @@ class CascadeEngine(wiring.Component):
         # E3: the two sides of `fsum * 2**NODE_FRAC < t_q * nf`, the right one in two products
         # that each fit one DSP (t_q = hi * 2**17 + lo, lo unsigned), registered beside them:
         # a 22 x 18 product spans several DSPs joined by an adder.
-        lo = 17
+        lo = DSP_PART_BITS
         e4_valid, e4_wait = Signal(), _data()
         lhs = _data(signed(SUM_BITS + NODE_FRAC))
         rhs_lo = _data(lo + NF_BITS)

@@ -255,14 +255,15 @@ class MaskUnit(wiring.Component):
         m.d.comb += [status.frame_ok.eq(geom_known & ~err_in_frame),
                      status.means_valid.eq(means_valid)]
 
+        x_new, y_new = Mux(p.last, 0, x + 1), Mux(p.last, y + 1, y)
         with m.If(accept):
             m.d.sync += [
                 err_in_frame.eq(new_err),
                 mid_line.eq(~p.last),
-                x_next.eq(Mux(p.last, 0, x + 1)),
-                y_next.eq(Mux(p.last, y + 1, y)),
-                x_zero.eq(p.last | ((x + 1)[:cw] == 0)),
-                small.eq(Mux(p.last, y + 1, y)[:cw] < SMALL_FRAME_LINES),
+                x_next.eq(x_new),
+                y_next.eq(y_new),
+                x_zero.eq(x_new[:cw] == 0),
+                small.eq(y_new[:cw] < SMALL_FRAME_LINES),
             ]
             with m.If(is_first):
                 m.d.sync += [
