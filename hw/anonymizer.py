@@ -21,7 +21,7 @@ from .axis import axis_ports, connect_axis_out
 from .detector import Detector
 from .detector_model import DetectorParams
 from .mask import MaskUnit
-from .regs import RegisterFile, anonymizer_register_map, bus_signature
+from .regs import SLOT_BASE, RegisterFile, anonymizer_register_map, bus_signature
 from .tracker import Tracker
 from .types import BLOCK_SIZES, Geometry, Pixel
 
@@ -165,8 +165,11 @@ class Anonymizer(wiring.Component):
             inputs["SATURATIONS"].eq(trk.saturations),
             inputs["FAILED_CLOSED"].eq(failed_closed),
         ]
+        # Tracker slots are read back through one port: every SLOTi register shows the slot
+        # the bus address names, and the register file picks SLOTi when the address is slot i's.
+        sl = trk.slot_data
+        m.d.comb += trk.slot_addr.eq((self.reg_addr - SLOT_BASE) >> 4)
         for i in range(self.num_slots):
-            sl = trk.slots[i]
             m.d.comb += [
                 inputs[f"SLOT{i}_A"].eq(sl.x0 | (sl.y0 << 16)),
                 inputs[f"SLOT{i}_B"].eq(sl.x1 | (sl.y1 << 16) | (sl.valid << 31)),

@@ -10,7 +10,7 @@ are not vouched or not for that frame (a late update can never unmask a frame). 
 tracker steps once per analysis: velocities are per analysis, `hold` counts analyses.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -21,9 +21,6 @@ from .types import COORD_BITS, Region
 __all__ = ["Tracker", "SlotState"]
 
 C = COORD_BITS + 2          # signed working width of coordinates
-#: Slots behind each multiplexer of the first read step: 2**READ_GROUP_BITS.
-READ_GROUP_BITS = 3
-READ_GROUP = 1 << READ_GROUP_BITS
 
 
 class SlotState(data.Struct):
@@ -46,8 +43,9 @@ class Tracker(wiring.Component):
     """Ports: `records` (detector output); `frame_start` pulse when the mask unit latches a
     frame, `latches` their count; `hold`, `margin`; `regions` and `pub_vouched`, `pub_frame`
     (what the mask uses: vouched only for frames `pub_frame` .. `pub_frame` + `every` - 1,
-    `vouched_for`); `slots` (read-back); `saturations` counter; `frames_done` results applied.
-    `every`: the detector's analysis period in frames."""
+    `vouched_for`); `slot_addr` -> `slot_data` (read-back of one slot, combinational);
+    `saturations` counter; `frames_done` results applied. `every`: the detector's analysis
+    period in frames."""
 
     def __init__(self, width, height, num_slots=32, max_detections=32, every=1):
         self.width, self.height = width, height
@@ -59,7 +57,7 @@ class Tracker(wiring.Component):
             "hold": In(8, init=15), "margin": In(8, init=30),
             "regions": Out(data.ArrayLayout(Region, num_slots)),
             "pub_vouched": Out(1), "pub_frame": Out(8),
-            "slots": Out(data.ArrayLayout(SlotState, num_slots)),
+            "slot_addr": In(range(num_slots)), "slot_data": Out(SlotState),
             "saturations": Out(16), "frames_done": Out(8), "last_boxes": Out(8),
             "latches": Out(8),
         })
@@ -73,12 +71,23 @@ class Tracker(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         n = self.num_slots
-        # One signal per slot and per region, driven onto the wide output ports statically: a
-        # dynamically indexed field of one wide vector simulates as a wide shift (slow in
-        # Verilator), a case over separate signals does not.
-        slot_regs = [Signal(SlotState, name=f"slot{i}") for i in range(n)]
+        # The slots live in distributed (LUT) RAM, one write port and two asynchronous read
+        # ports (the passes' and the read-back's), their valid bits in flip-flops beside it.
+        # A slot that is not valid is all zeros (a freed slot is written as 0; see AGE), so a
+        # read is the RAM's word masked by its valid bit, and a reset (valid bits only)
+        # clears every slot at once. Timing: slots in flip-flops were read through 8:1
+        # multiplexers of ~80 bits each, spread over the chip; their shared select was the whole
+        # top's worst path at 1ccf388 (13.8 of 15.3 ns routing).
+        m.submodules.slot_mem = smem = memory.Memory(shape=SlotState, depth=n, init=[])
+        sw = smem.write_port()
+        sr, sb = smem.read_port(domain="comb"), smem.read_port(domain="comb")
+        valid = Signal(n)
+        m.d.comb += [sb.addr.eq(self.slot_addr),
+                     self.slot_data.eq(Mux(valid.bit_select(self.slot_addr, 1), sb.data, 0))]
+        # One signal per region, driven onto the wide output port statically: a dynamically
+        # indexed field of one wide vector simulates as a wide shift (slow in Verilator), a
+        # case over separate signals does not.
         region_regs = [Signal(Region, name=f"region{i}") for i in range(n)]
-        m.d.comb += [self.slots[i].eq(slot_regs[i]) for i in range(n)]
         m.d.comb += [self.regions[i].eq(region_regs[i]) for i in range(n)]
         latches = self.latches           # frames the mask unit has started since reset
         with m.If(self.frame_start):
@@ -110,25 +119,16 @@ class Tracker(wiring.Component):
         ready_for_frame = (latches - res_frame)[:8] >= self.every + 1
 
         # Every pass over the slots is a pipeline, one slot a clock: the slot is read into
-        # `cur` in two registered steps (8-way multiplexers, then one over their results),
-        # its arithmetic is registered stage by stage, and a slot or region is written only
-        # from registers, with one-hot write enables that are flip-flops themselves (timing:
-        # no multiplexer, carry chain or multiplier in front of another; the select of one
-        # 32-way multiplexer and the decoded enables crossed the chip, 14.6 of the 17.6 ns of
-        # the tracker's worst routed path). A pass issues n slots, then drains.
+        # `cur` in two registered steps (the RAM's word into `got`, then `cur`), its arithmetic
+        # is registered stage by stage, and a slot or region is written only from registers
+        # (timing: no multiplexer, carry chain or multiplier in front of another). A pass
+        # issues n slots, then drains.
         rd = Signal(range(n))                 # the slot read: `i`'s copy, or `sel`
-        cur = Signal(SlotState)
-        groups = [slot_regs[g:g + READ_GROUP] for g in range(0, n, READ_GROUP)]
-        grp = [Signal(SlotState, name=f"grp{g}") for g in range(len(groups))]
-        m.d.sync += [q.eq(Array(members)[rd[:READ_GROUP_BITS]])
-                     for q, members in zip(grp, groups)]
-        if len(grp) == 1:
-            m.d.sync += cur.eq(grp[0])
-        else:
-            rd_hi = Signal(len(rd) - READ_GROUP_BITS)
-            m.d.sync += [rd_hi.eq(rd[READ_GROUP_BITS:]), cur.eq(Array(grp)[rd_hi])]
+        cur, got = Signal(SlotState), Signal(SlotState)
+        m.d.comb += sr.addr.eq(rd)
+        m.d.sync += [got.eq(Mux(valid.bit_select(rd, 1), sr.data, 0)), cur.eq(got)]
         issue = Signal()
-        va = Signal()                                             # a slot in `grp`
+        va = Signal()                                             # a slot in `got`
         v1, v2, v3, v4, v5 = (Signal(name=f"v{k}") for k in range(1, 6))  # slot in stage k
         ia = Signal(range(n))
         i1, i2, i3, i4, i5 = (Signal(range(n), name=f"i{k}") for k in range(1, 6))
@@ -144,13 +144,12 @@ class Tracker(wiring.Component):
 
         drained = ~issue & ~va & ~v1 & ~v2 & ~v3 & ~v4 & ~v5
 
-        # Slot writes: the new state of the chosen slot (APPLY), an aged slot (AGE).
-        # `slot_we`: a slot written (by either), a flip-flop of its own: each slot's clock enable
-        # comes straight from a register (a LUT joining the two enables, placed far from the
-        # slot, was the whole top's worst path at fab6240: 10.1 ns of routing into its CE).
-        aged_we, slot_we = Signal(n), Signal(n)
+        # Slot writes: the new state of the chosen slot (APPLY), an aged slot (AGE), from
+        # registers: the address, the enable and which of the two it is.
+        slot_we, aged_sel = Signal(), Signal()
+        slot_wa = Signal(range(n))
         aged_out = Signal(SlotState)
-        m.d.sync += [aged_we.eq(0), slot_we.eq(0)]
+        m.d.sync += slot_we.eq(0)
 
         # SCAN: 1 cur; 2 predicted box, centre sums; 3 overlap bounds, centre offsets;
         # 4 overlap sides, absolute offsets; 5 area (multiplier), distance; then compare. One
@@ -186,9 +185,10 @@ class Tracker(wiring.Component):
         # APPLY: the chosen slot's new state is computed into `new` from `cur`, then written.
         sel = Signal(range(n))
         new = Signal(SlotState)
-        for state, we, we_aged in zip(slot_regs, slot_we, aged_we):
-            with m.If(we):
-                m.d.sync += state.eq(Mux(we_aged, aged_out, new))
+        w_data = Signal(SlotState)
+        m.d.comb += [w_data.eq(Mux(aged_sel, aged_out, new)), sw.addr.eq(slot_wa), sw.data.eq(w_data), sw.en.eq(slot_we)]
+        with m.If(slot_we):
+            m.d.sync += valid.bit_select(slot_wa, 1).eq(w_data.valid)
 
         # AGE: 1 cur; 2 moved and clamped (`aged`); 3 written, or freed when too old or gone.
         aged = Signal(SlotState)
@@ -257,7 +257,7 @@ class Tracker(wiring.Component):
                     chosen = Mux(found, best, Mux(free_found, free, near))
                     m.d.sync += [sel.eq(chosen), rd.eq(chosen)]
                     m.next = "READ"
-            with m.State("READ"):             # `grp` loads, then `cur`
+            with m.State("READ"):             # `got` loads, then `cur`
                 m.next = "READ2"
             with m.State("READ2"):
                 m.next = "APPLY"
@@ -285,7 +285,7 @@ class Tracker(wiring.Component):
                                      new.x1.eq(Mux(d.x1 > cur.x1, d.x1, cur.x1)),
                                      new.y1.eq(Mux(d.y1 > cur.y1, d.y1, cur.y1)),
                                      new.age.eq(0)]
-                m.d.sync += slot_we.eq(Const(1, n) << sel)
+                m.d.sync += [slot_we.eq(1), slot_wa.eq(sel), aged_sel.eq(0)]
                 m.next = "WRITE"
             with m.State("WRITE"):              # `new` is written at this clock's edge
                 m.d.sync += [matched.bit_select(sel, 1).eq(1), k.eq(k + 1)]
@@ -301,8 +301,7 @@ class Tracker(wiring.Component):
                 with m.If(v2 & age_write):
                     gone = (aged.age > self.hold) | (aged.x1 <= aged.x0) | (aged.y1 <= aged.y0)
                     m.d.sync += [aged_out.eq(Mux(gone, 0, aged)),
-                                 aged_we.eq(Const(1, n) << i2),
-                                 slot_we.eq(Const(1, n) << i2)]
+                                 slot_we.eq(1), slot_wa.eq(i2), aged_sel.eq(1)]
                 with m.If((i == n) & drained):
                     set_i(0)
                     m.next = "PUBLISH"

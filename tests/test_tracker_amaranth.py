@@ -70,8 +70,12 @@ def run(dut, frames, hold, margin):
                 await ctx.tick()
                 clocks += 1
                 assert clocks < 4 * DELAY, f"frame {j}: its results were never applied"
-            slots = [dict(valid=s.valid, x0=s.x0, y0=s.y0, x1=s.x1, y1=s.y1, vx=s.vx, vy=s.vy,
-                          hits=s.hits, age=s.age) for s in ctx.get(dut.slots)]
+            slots = []
+            for i in range(dut.num_slots):       # the read-back port, slot by slot
+                ctx.set(dut.slot_addr, i)
+                s = ctx.get(dut.slot_data)
+                slots.append(dict(valid=s.valid, x0=s.x0, y0=s.y0, x1=s.x1, y1=s.y1, vx=s.vx,
+                                  vy=s.vy, hits=s.hits, age=s.age))
             regions = [(r.x0, r.y0, r.x1, r.y1) if r.enable else None
                        for r in ctx.get(dut.regions)]
             got.append((slots, regions, ctx.get(dut.pub_vouched), clocks))
