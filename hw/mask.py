@@ -22,7 +22,7 @@ from .mask_model import RECIP, SQRT_PROFILE
 from .types import BLOCK_SIZES, COORD_BITS, Geometry, Mode, Pixel, Region, Shape, pixel_stream
 
 __all__ = ["MaskUnit", "MaskControl", "MaskStatus", "Color", "ACCUM_STAGES", "LATE_STAGES",
-           "ENGINE_LATENCY", "latency_cycles"]
+           "ENGINE_LATENCY", "SPAN_SELECT_STAGES", "latency_cycles"]
 
 #: Stages S1..S5 (block-mean accumulation) before the delay line.
 ACCUM_STAGES = 5
@@ -38,6 +38,11 @@ FIFO_LATENCY = 2
 ENGINE_START = 1
 #: Span engine pipeline depth beyond one cycle per region (E0b, E1..E7 after E0).
 ENGINE_LATENCY = 8
+#: Stages between the selection of a line's spans (by its tag) and the span test L0: one, so
+#: that the tag's fan-out to every region's span multiplexer ends in registers (the tag at L0
+#: fanned out to the multiplexers in front of the comparators: the whole top's worst path at
+#: 4595b87, 7.8 of its 14.6 ns routing from the tag).
+SPAN_SELECT_STAGES = 1
 #: Rows per block RAM of the mean store (ECP5 EBR: 2048 x 9).
 SUB_DEPTH = 2048
 #: Largest frame height (lines) below which a frame start waits for the previous frame to
@@ -48,8 +53,10 @@ SMALL_FRAME_LINES = 3 * max(BLOCK_SIZES)
 
 def l0_stage(num_regions):
     """Return the (1-based) stage L0: a line's first pixel reaches it only after the engine,
-    started when that pixel was accepted, has written the line's last span."""
-    return max(num_regions + ENGINE_START + ENGINE_LATENCY + 1, ACCUM_STAGES + PREP_STAGES + 1)
+    started when that pixel was accepted, has written the line's last span, and its spans have
+    been selected (`SPAN_SELECT_STAGES`)."""
+    return max(num_regions + ENGINE_START + ENGINE_LATENCY + SPAN_SELECT_STAGES + 1,
+               ACCUM_STAGES + PREP_STAGES + 1)
 
 
 def latency_cycles(num_regions):
@@ -642,11 +649,12 @@ class MaskUnit(wiring.Component):
 
         # ---------------------------------------------------------------- L0: span test
         hits1 = Signal(nreg)
+        l_pre = st[j - 1 - SPAN_SELECT_STAGES]   # the stage before L0 selects its line's spans
         for r in range(nreg):
             sp = Signal(span_layout, name=f"span_l0_{r}")
-            m.d.comb += sp.eq(Mux(l0.tag, spans[1][r], spans[0][r]))
             with m.If(adv):
-                m.d.sync += hits1[r].eq((l0.x >= sp.lo) & (l0.x < sp.hi))
+                m.d.sync += [sp.eq(Mux(l_pre.tag, spans[1][r], spans[0][r])),
+                             hits1[r].eq((l0.x >= sp.lo) & (l0.x < sp.hi))]
 
         # ---------------------------------------------------------------- L1-L6: interpolation
         q_layout = data.StructLayout({"ctx": late_layout, "py": 1, "px": 1, "wx": 6, "wy": 6,

@@ -11,6 +11,7 @@ from obscura.hw.mask import (
     FIFO_LATENCY,
     LATE_STAGES,
     PREP_STAGES,
+    SPAN_SELECT_STAGES,
     MaskUnit,
     latency_cycles,
 )
@@ -97,7 +98,8 @@ def test_region_counts(boxes, zones):
 
 def test_latency_is_the_named_constant():
     dut = MaskUnit(GEOM, num_boxes=2, num_zones=1)
-    l0 = max(3 + ENGINE_START + ENGINE_LATENCY + 1, ACCUM_STAGES + PREP_STAGES + 1)
+    l0 = max(3 + ENGINE_START + ENGINE_LATENCY + SPAN_SELECT_STAGES + 1,
+             ACCUM_STAGES + PREP_STAGES + 1)
     assert dut.latency == latency_cycles(3) == l0 + LATE_STAGES + FIFO_LATENCY
     cycles_seen = {}
 
