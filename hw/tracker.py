@@ -186,7 +186,8 @@ class Tracker(wiring.Component):
         sel = Signal(range(n))
         new = Signal(SlotState)
         w_data = Signal(SlotState)
-        m.d.comb += [w_data.eq(Mux(aged_sel, aged_out, new)), sw.addr.eq(slot_wa), sw.data.eq(w_data), sw.en.eq(slot_we)]
+        m.d.comb += [w_data.eq(Mux(aged_sel, aged_out, new)),
+                     sw.addr.eq(slot_wa), sw.data.eq(w_data), sw.en.eq(slot_we)]
         with m.If(slot_we):
             m.d.sync += valid.bit_select(slot_wa, 1).eq(w_data.valid)
 
