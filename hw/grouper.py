@@ -203,6 +203,16 @@ class Grouper(wiring.Component):
                      cl_w.addr.eq(nc), cl_w.data.r.eq(div_out), cl_w.data.n.eq(own.n),
                      cl_w.en.eq(cl_we)]
 
+        # The merge pass's pair, a pipeline loaded every clock: the read addresses `i`, `j`
+        # hold from PAIR_RD to PAIR_CMP, so in PAIR_CMP `p_sim` is the pair's verdict. Timing:
+        # loaded only in their states, these registers took the state's decode as clock enable
+        # and were placed far from their logic (`p_sim` in the whole top's worst path at
+        # 6bbb0d1: 4.2 ns of routing into it).
+        m.d.sync += [p_la.eq(lab_a.data), p_lb.eq(lab_b.data), p_sa.eq(seed_a.data),
+                     p_sb.eq(seed_b.data), p_ma.eq(mean_a.data), p_mb.eq(mean_b.data),
+                     *similar_parts(p_parts_s, p_sa, p_sb), *similar_parts(p_parts_m, p_ma, p_mb),
+                     p_sim.eq(similar(p_parts_s) | similar(p_parts_m))]
+
         mn = self.min_neighbors
         m.d.comb += [self.done.eq(0), div_start.eq(0)]
         with m.FSM(name="grouper") as fsm:
@@ -291,17 +301,13 @@ class Grouper(wiring.Component):
                     m.next = "MERGE_RD"
                 with m.Else():
                     m.next = "PAIR_DATA"
+            # PAIR_DATA, PAIR_REG, PAIR_SIM: the pair's pipeline below (block RAM outputs
+            # registered, the similarity's parts, its verdict) fills while `i`, `j` hold.
             with m.State("PAIR_DATA"):
-                # Block RAM outputs registered, then compared, then acted on (timing).
-                m.d.sync += [p_la.eq(lab_a.data), p_lb.eq(lab_b.data), p_sa.eq(seed_a.data),
-                             p_sb.eq(seed_b.data), p_ma.eq(mean_a.data), p_mb.eq(mean_b.data)]
                 m.next = "PAIR_REG"
             with m.State("PAIR_REG"):
-                m.d.sync += [*similar_parts(p_parts_s, p_sa, p_sb),
-                             *similar_parts(p_parts_m, p_ma, p_mb)]
                 m.next = "PAIR_SIM"
             with m.State("PAIR_SIM"):
-                m.d.sync += p_sim.eq(similar(p_parts_s) | similar(p_parts_m))
                 m.next = "PAIR_CMP"
             with m.State("PAIR_CMP"):
                 la, lb = p_la, p_lb
