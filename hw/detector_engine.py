@@ -25,6 +25,7 @@ from amaranth.lib.wiring import In, Out
 
 from .cascade import NODE_FRAC
 from .cascade_program import LEAF_BITS, STAGE_BITS, THRESH_BITS, WEIGHT_BITS, CascadeProgram
+from .data_reg import data_reg
 from .detector_model import SCALE_FRAC, SQSUM_BITS, SUM_BITS, THRESHOLD_OFFSET_SHIFT
 from .types import COORD_BITS
 
@@ -47,13 +48,6 @@ NF_BITS = ISQRT_STAGES
 
 def _bits(n):
     return max(1, int(n).bit_length())
-
-
-def _data(*args, **kwargs):
-    """A data register: reset-less, so that neither the reset nor the detector's abort fans
-    out to it (only valid bits and control state need one: the abort's reset net across the
-    engine was the whole top's worst path). Data registers are loaded before they are used."""
-    return Signal(*args, reset_less=True, src_loc_at=1, **kwargs)
 
 
 def _block_split(m, name, shape, depth, block_depth, raddrs, init=None, write=None):
@@ -94,8 +88,8 @@ def _block_split(m, name, shape, depth, block_depth, raddrs, init=None, write=No
         if nblk == 1:
             values.append(regs[p][0])
             continue
-        blk1 = _data(range(nblk), name=f"{name}_blk1" + (f"_{p}" if p else ""))
-        blk = _data(range(nblk), name=f"{name}_blk" + (f"_{p}" if p else ""))
+        blk1 = data_reg(range(nblk), name=f"{name}_blk1" + (f"_{p}" if p else ""))
+        blk = data_reg(range(nblk), name=f"{name}_blk" + (f"_{p}" if p else ""))
         m.d.sync += [blk1.eq(raddr[bits:]), blk.eq(blk1)]
         values.append(Array(regs[p])[blk])
     return values, blocks
@@ -175,8 +169,8 @@ class CascadeEngine(wiring.Component):
         fs_bits = (FS_SUB_DEPTH - 1).bit_length()
         # Writes are registered a clock (address, data, bank) before the blocks: no multiplier
         # in front of a write enable. The analysis of a buffer starts long after its last write.
-        fs_waddr = _data(range(2 * bank_depth))
-        fs_wdata, fs_wen, fs_wpar = _data(8), Signal(), _data(2)
+        fs_waddr = data_reg(range(2 * bank_depth))
+        fs_wdata, fs_wen, fs_wpar = data_reg(8), Signal(), data_reg(2)
         m.d.sync += [fs_waddr.eq(self.wr_buf * bank_depth + (self.wr_y >> 1) * half_w +
                                  (self.wr_x >> 1)),
                      fs_wdata.eq(self.wr_data), fs_wen.eq(self.wr_en),
@@ -263,9 +257,9 @@ class CascadeEngine(wiring.Component):
         # ---------------------------------------------------------- row pipeline (resample)
         # R0: beat b = 0..ws of integral row r (b = 0 writes the zero column; row 0 is zeros).
         r0_valid, r0_b, r0_row = Signal(), Signal(COORD_BITS + 1), Signal(COORD_BITS + 1)
-        sx = _data(32)
-        sy = _data(32)                       # source row position of the next image row
-        row_sy = _data(32)                   # ... of the row being issued (latched at b = 0)
+        sx = data_reg(32)
+        sy = data_reg(32)                       # source row position of the next image row
+        row_sy = data_reg(32)                   # ... of the row being issued (latched at b = 0)
         # Timing: no clamp, multiplier or carry chain between a position register and the
         # frame-store address. The row part of each bank's address is computed from `sy` in two
         # stages while the row before is issued (`sy` moves at its beat 1) and latched at b = 0;
@@ -274,18 +268,18 @@ class CascadeEngine(wiring.Component):
             i_raw = pos >> SCALE_FRAC
             return [i.eq(Mux(i_raw > size - 1, size - 1, i_raw)),
                     i1.eq(Mux(i_raw >= size - 1, size - 1, i_raw + 1))]
-        iy_s, iy1_s = _data(COORD_BITS), _data(COORD_BITS)
+        iy_s, iy1_s = data_reg(COORD_BITS), data_reg(COORD_BITS)
         m.d.sync += clamp_pair(sy, self.base_h, iy_s, iy1_s)
-        base_s = [_data(range(2 * bank_depth)) for _ in (0, 1)]
-        base_row = [_data(range(2 * bank_depth)) for _ in (0, 1)]
-        y_par_s, y_par = _data(2), _data(2)           # iy, iy1 parities
+        base_s = [data_reg(range(2 * bank_depth)) for _ in (0, 1)]
+        base_row = [data_reg(range(2 * bank_depth)) for _ in (0, 1)]
+        y_par_s, y_par = data_reg(2), data_reg(2)           # iy, iy1 parities
         for pr in (0, 1):
             rr = Mux(iy_s[0] == pr, iy_s, iy1_s) >> 1
             m.d.sync += base_s[pr].eq(buf * bank_depth + rr * half_w)
         m.d.sync += y_par_s.eq(Cat(iy_s[0], iy1_s[0]))
-        fy = _data(8)
+        fy = data_reg(8)
         m.d.comb += fy.eq(row_sy[8:16])
-        ix, ix1 = _data(COORD_BITS), _data(COORD_BITS)
+        ix, ix1 = data_reg(COORD_BITS), data_reg(COORD_BITS)
         # The value `sx` takes at a beat issued (FSM below), a function of the beat only: the
         # issue decision is the registers' enable, not a term of their data (timing).
         sx_next = Signal(32)
@@ -300,8 +294,8 @@ class CascadeEngine(wiring.Component):
         r_meta = data.StructLayout({"valid": 1, "b": COORD_BITS + 1, "row": COORD_BITS + 1,
                                     "slot": self.ring_bits, "last": 1})
         r0a, r1 = Signal(r_meta), Signal(r_meta)
-        r0a_sel, r1_sel = _data(4), _data(4)   # iy parity, iy1 parity, ix parity, ix1 parity
-        r0a_fx, r0a_fy, r1_fx, r1_fy = _data(8), _data(8), _data(8), _data(8)
+        r0a_sel, r1_sel = data_reg(4), data_reg(4)   # iy parity, iy1 parity, ix parity, ix1 parity
+        r0a_fx, r0a_fy, r1_fx, r1_fy = data_reg(8), data_reg(8), data_reg(8), data_reg(8)
         m.d.sync += [r0a.valid.eq(r0_valid), r0a.b.eq(r0_b), r0a.row.eq(r0_row),
                      r0a.slot.eq(issue_slot),
                      r0a.last.eq(r0_b == ws_l),
@@ -310,9 +304,9 @@ class CascadeEngine(wiring.Component):
                      r1.eq(r0a), r1_sel.eq(r0a_sel), r1_fx.eq(r0a_fx), r1_fy.eq(r0a_fy)]
         # R1 -> R1S: every frame-store block's output registered (`fs_q` selects among them).
         r1s = Signal(r_meta)
-        r1s_sel = _data(4)
-        r1s_fx, r1s_fy = _data(8), _data(8)
-        r1s_fxn = _data(9)                   # 256 - fx, registered ahead of the multipliers
+        r1s_sel = data_reg(4)
+        r1s_fx, r1s_fy = data_reg(8), data_reg(8)
+        r1s_fxn = data_reg(9)                   # 256 - fx, registered ahead of the multipliers
         m.d.sync += [r1s.eq(r1), r1s_sel.eq(r1_sel), r1s_fx.eq(r1_fx), r1s_fy.eq(r1_fy),
                      r1s_fxn.eq(256 - r1_fx)]
 
@@ -321,14 +315,14 @@ class CascadeEngine(wiring.Component):
             return Mux(pr_sel, Mux(pc_sel, fs_q[1][1], fs_q[1][0]),
                        Mux(pc_sel, fs_q[0][1], fs_q[0][0]))
         r1b = Signal(r_meta)
-        p00, p01, p10, p11 = (_data(8, name=f"p{n}") for n in ("00", "01", "10", "11"))
-        r1b_fx, r1b_fy, r1b_fxn = _data(8), _data(8), _data(9)
+        p00, p01, p10, p11 = (data_reg(8, name=f"p{n}") for n in ("00", "01", "10", "11"))
+        r1b_fx, r1b_fy, r1b_fxn = data_reg(8), data_reg(8), data_reg(9)
         m.d.sync += [r1b.eq(r1s), r1b_fx.eq(r1s_fx), r1b_fy.eq(r1s_fy), r1b_fxn.eq(r1s_fxn),
                      p00.eq(bank(r1s_sel[0], r1s_sel[2])), p01.eq(bank(r1s_sel[0], r1s_sel[3])),
                      p10.eq(bank(r1s_sel[1], r1s_sel[2])), p11.eq(bank(r1s_sel[1], r1s_sel[3]))]
         # R1B -> R2: horizontal interpolation.
         r2 = Signal(r_meta)
-        top, bot, r2_fy, r2_fyn = _data(17), _data(17), _data(8), _data(9)
+        top, bot, r2_fy, r2_fyn = data_reg(17), data_reg(17), data_reg(8), data_reg(9)
         m.d.sync += [r2.eq(r1b), r2_fy.eq(r1b_fy), r2_fyn.eq(256 - r1b_fy),
                      top.eq(p00 * r1b_fxn + p01 * r1b_fx),
                      bot.eq(p10 * r1b_fxn + p11 * r1b_fx)]
@@ -336,11 +330,11 @@ class CascadeEngine(wiring.Component):
         # their sum and its routing into `pix` were the detector's worst path at 1280x720
         # once the grouper's was mended, 13.8 ns).
         r2m = Signal(r_meta)
-        top_p, bot_p = _data(25), _data(25)
+        top_p, bot_p = data_reg(25), data_reg(25)
         m.d.sync += [r2m.eq(r2), top_p.eq(top * r2_fyn), bot_p.eq(bot * r2_fy)]
         # R2M -> R3: vertical interpolation; colsum read for the column.
         r3 = Signal(r_meta)
-        pix = _data(8)
+        pix = data_reg(8)
         m.d.sync += [r3.eq(r2m), pix.eq((top_p + bot_p + (1 << 15)) >> 16)]
         col = Signal(COORD_BITS)
         m.d.comb += [cs_r.addr.eq(r2m.b - 1), cq_r.addr.eq(r2m.b - 1)]
@@ -348,8 +342,8 @@ class CascadeEngine(wiring.Component):
         # clock-to-out leaves no time for two additions behind it). The column is written
         # back at R3R, a clock later than it was read: its next read is a row later.
         r3r = Signal(r_meta)
-        cs_d, cq_d = _data(SUM_BITS), _data(SQSUM_BITS)
-        pix_d, pix_sq = _data(8), _data(16)
+        cs_d, cq_d = data_reg(SUM_BITS), data_reg(SQSUM_BITS)
+        pix_d, pix_sq = data_reg(8), data_reg(16)
         m.d.sync += [r3r.eq(r3), cs_d.eq(cs_r.data), cq_d.eq(cq_r.data), pix_d.eq(pix),
                      pix_sq.eq(pix * pix)]
         # R3R: column sums and the row's running sums; R4 writes the ring.
@@ -360,14 +354,14 @@ class CascadeEngine(wiring.Component):
         cq_new = Mux(zero_row, 0, cq_d + pix_sq)[:SQSUM_BITS]
         m.d.comb += [cs_w.addr.eq(col), cq_w.addr.eq(col), cs_w.data.eq(cs_new),
                      cq_w.data.eq(cq_new), cs_w.en.eq(data_beat), cq_w.en.eq(data_beat)]
-        acc_s, acc_q = _data(SUM_BITS), _data(SQSUM_BITS)
+        acc_s, acc_q = data_reg(SUM_BITS), data_reg(SQSUM_BITS)
         r4 = Signal(r_meta)
         m.d.sync += r4.eq(r3r)
         with m.If(r3r.valid):
             m.d.sync += [acc_s.eq(Mux(r3r.b == 0, 0, acc_s + cs_new)),
                          acc_q.eq(Mux(r3r.b == 0, 0, acc_q + cq_new))]
         row_write = Signal()
-        row_waddr = _data(self.ring_bits)
+        row_waddr = data_reg(self.ring_bits)
         # Row slots travel down the pipeline with their beats (counted at issue, `issue_slot`).
         m.d.sync += row_waddr.eq(r3r.slot + r3r.b)       # R4's write address
         m.d.comb += [ring_wdata_s.eq(acc_s), ring_wdata_q.eq(acc_q),
@@ -377,37 +371,37 @@ class CascadeEngine(wiring.Component):
 
         # ---------------------------------------------------------- nf pipeline
         area = (win_w - 2) * (win_h - 2)
-        n0_valid, n0_phase, n0_i = Signal(), _data(), _data(COORD_BITS)
-        n0_x = _data(COORD_BITS)
+        n0_valid, n0_phase, n0_i = Signal(), data_reg(), data_reg(COORD_BITS)
+        n0_x = data_reg(COORD_BITS)
         # Registered from `wy_slot`, which is stable from ROW_END through ROWS, NF and the
         # windows.
-        top_slot, bot_slot = _data(self.ring_bits), _data(self.ring_bits)
-        row_slot, row_slot_wrap = _data(self.ring_bits), _data(signed(self.ring_bits + 1))
+        top_slot, bot_slot = data_reg(self.ring_bits), data_reg(self.ring_bits)
+        row_slot, row_slot_wrap = data_reg(self.ring_bits), data_reg(signed(self.ring_bits + 1))
         m.d.sync += [top_slot.eq(slot_add(wy_slot, stride)),
                      bot_slot.eq(slot_add(wy_slot, (win_h - 1) * stride)),
                      row_slot.eq(wy_slot),
                      row_slot_wrap.eq(wy_slot - ring_size)]
         # N0A: the corner addresses registered before the ring (and its transparency compare).
-        n0a_valid, n0a_phase, n0a_i = Signal(), _data(), _data(COORD_BITS)
-        nf_addr_a, nf_addr_b = _data(self.ring_bits), _data(self.ring_bits)
+        n0a_valid, n0a_phase, n0a_i = Signal(), data_reg(), data_reg(COORD_BITS)
+        nf_addr_a, nf_addr_b = data_reg(self.ring_bits), data_reg(self.ring_bits)
         m.d.sync += [n0a_valid.eq(n0_valid), n0a_phase.eq(n0_phase), n0a_i.eq(n0_i),
                      nf_addr_a.eq(Mux(n0_phase, bot_slot, top_slot) + n0_x + 1),
                      nf_addr_b.eq(Mux(n0_phase, bot_slot, top_slot) + n0_x + win_w - 1)]
-        n1_valid, n1_phase, n1_i = Signal(), _data(), _data(COORD_BITS)
+        n1_valid, n1_phase, n1_i = Signal(), data_reg(), data_reg(COORD_BITS)
         m.d.sync += [n1_valid.eq(n0a_valid), n1_phase.eq(n0a_phase), n1_i.eq(n0a_i)]
-        n1s_valid, n1s_phase, n1s_i = Signal(), _data(), _data(COORD_BITS)
+        n1s_valid, n1s_phase, n1s_i = Signal(), data_reg(), data_reg(COORD_BITS)
         m.d.sync += [n1s_valid.eq(n1_valid), n1s_phase.eq(n1_phase), n1s_i.eq(n1_i)]
         # N1B: the four ring outputs, selected among the blocks, registered before any
         # arithmetic (timing).
-        n1b_valid, n1b_phase, n1b_i = Signal(), _data(), _data(COORD_BITS)
-        ra_s, rb_s = _data(SUM_BITS), _data(SUM_BITS)
-        ra_q, rb_q = _data(SQSUM_BITS), _data(SQSUM_BITS)
+        n1b_valid, n1b_phase, n1b_i = Signal(), data_reg(), data_reg(COORD_BITS)
+        ra_s, rb_s = data_reg(SUM_BITS), data_reg(SUM_BITS)
+        ra_q, rb_q = data_reg(SQSUM_BITS), data_reg(SQSUM_BITS)
         m.d.sync += [n1b_valid.eq(n1s_valid), n1b_phase.eq(n1s_phase), n1b_i.eq(n1s_i),
                      ra_s.eq(rs_a), rb_s.eq(rs_b), ra_q.eq(rq_a), rb_q.eq(rq_b)]
-        tl_s, tr_s, tl_q, tr_q = (_data(SUM_BITS), _data(SUM_BITS), _data(SQSUM_BITS),
-                                  _data(SQSUM_BITS))
-        n2_valid, n2_i = Signal(), _data(COORD_BITS)
-        s_win, q_win = _data(SUM_BITS), _data(SQSUM_BITS)
+        tl_s, tr_s, tl_q, tr_q = (data_reg(SUM_BITS), data_reg(SUM_BITS), data_reg(SQSUM_BITS),
+                                  data_reg(SQSUM_BITS))
+        n2_valid, n2_i = Signal(), data_reg(COORD_BITS)
+        s_win, q_win = data_reg(SUM_BITS), data_reg(SQSUM_BITS)
         m.d.sync += n2_valid.eq(0)
         with m.If(n1b_valid & ~n1b_phase):
             m.d.sync += [tl_s.eq(ra_s), tr_s.eq(rb_s), tl_q.eq(ra_q), tr_q.eq(rb_q)]
@@ -420,24 +414,24 @@ class CascadeEngine(wiring.Component):
         # routing and the adder joining them) in one clock was the whole top's worst path
         # (q_win * area, 16.2 ns at 9879231).
         lo = DSP_PART_BITS
-        n2p_valid, n2p_i = Signal(), _data(COORD_BITS)
-        aq_lo, aq_hi = _data(lo + _bits(area)), _data(SQSUM_BITS - lo + _bits(area))
-        ss_ll, ss_lh, ss_hh = (_data(2 * lo), _data(SUM_BITS + 1),
-                               _data(2 * (SUM_BITS - lo)))
+        n2p_valid, n2p_i = Signal(), data_reg(COORD_BITS)
+        aq_lo, aq_hi = data_reg(lo + _bits(area)), data_reg(SQSUM_BITS - lo + _bits(area))
+        ss_ll, ss_lh, ss_hh = (data_reg(2 * lo), data_reg(SUM_BITS + 1),
+                               data_reg(2 * (SUM_BITS - lo)))
         s_lo, s_hi = s_win[:lo], s_win[lo:]
         m.d.sync += [n2p_valid.eq(n2_valid), n2p_i.eq(n2_i),
                      aq_lo.eq(q_win[:lo] * area), aq_hi.eq(q_win[lo:] * area),
                      ss_ll.eq(s_lo * s_lo), ss_lh.eq(s_lo * s_hi), ss_hh.eq(s_hi * s_hi)]
-        n3_valid, n3_i = Signal(), _data(COORD_BITS)
-        aq, ss = _data(SQSUM_BITS + _bits(area)), _data(2 * SUM_BITS)
+        n3_valid, n3_i = Signal(), data_reg(COORD_BITS)
+        aq, ss = data_reg(SQSUM_BITS + _bits(area)), data_reg(2 * SUM_BITS)
         # s * s = ll + 2 lh 2^17 + hh 2^34, and ll < 2^34: ll and hh side by side, one adder.
         m.d.sync += [n3_valid.eq(n2p_valid), n3_i.eq(n2p_i), aq.eq(aq_lo + (aq_hi << lo)),
                      ss.eq(Cat(ss_ll, ss_hh) + (ss_lh << (lo + 1)))]
         # Restoring integer square root, one result bit per stage.
         sq_valid = [Signal(name=f"sq{k}_valid") for k in range(ISQRT_STAGES + 1)]
-        sq_i = [_data(COORD_BITS, name=f"sq{k}_i") for k in range(ISQRT_STAGES + 1)]
-        sq_rem = [_data(ISQRT_IN_BITS + 1, name=f"sq{k}_rem") for k in range(ISQRT_STAGES + 1)]
-        sq_res = [_data(ISQRT_IN_BITS + 1, name=f"sq{k}_res") for k in range(ISQRT_STAGES + 1)]
+        sq_i = [data_reg(COORD_BITS, name=f"sq{k}_i") for k in range(ISQRT_STAGES + 1)]
+        sq_rem = [data_reg(ISQRT_IN_BITS + 1, name=f"sq{k}_rem") for k in range(ISQRT_STAGES + 1)]
+        sq_res = [data_reg(ISQRT_IN_BITS + 1, name=f"sq{k}_res") for k in range(ISQRT_STAGES + 1)]
         m.d.sync += [sq_valid[0].eq(n3_valid), sq_i[0].eq(n3_i),
                      sq_rem[0].eq((aq - ss)[:ISQRT_IN_BITS]), sq_res[0].eq(0)]
         for k in range(ISQRT_STAGES):
@@ -488,9 +482,9 @@ class CascadeEngine(wiring.Component):
         stage_count = Signal(12)
         pair_addr = Signal(pair_bits + 1)
         hold = Signal()                       # waiting for a tree node's comparison
-        origin = _data(self.ring_bits)
-        origin_wrap = _data(signed(self.ring_bits + 1))   # origin - ring_size
-        nf = _data(NF_BITS)
+        origin = data_reg(self.ring_bits)
+        origin_wrap = data_reg(signed(self.ring_bits + 1))   # origin - ring_size
+        nf = data_reg(NF_BITS)
         # E0: issue
         issue = Signal()
         e1_valid = Signal()
@@ -500,7 +494,7 @@ class CascadeEngine(wiring.Component):
         # DP16KD's clock-to-out, the routing across dozens of them and their multiplexer do
         # not fit one clock. A tree node's last group stops the sequencer at E1R (`kill`) and
         # cancels the two groups issued behind it; the node's comparison says where to go on.
-        e1r = _data(pair_layout)
+        e1r = data_reg(pair_layout)
         e1r_valid = Signal()
         kill = e1r_valid & e1r.last & e1r.wait
         (prog_word,), _ = _block_split(m, "pair_rom", pair_layout, len(pair_init),
@@ -509,9 +503,9 @@ class CascadeEngine(wiring.Component):
         m.d.sync += [e1s_valid.eq(e1_valid & ~kill), e1r_valid.eq(e1s_valid & ~kill),
                      e1r.eq(prog_word)]
         # E1A: corner addresses, registered before they fan out to the ring's block RAMs.
-        ea = [_data(self.ring_bits, name=f"ea{k}") for k in range(K)]
-        e1a_valid, e1a_last, e1a_wait = Signal(), _data(), _data()
-        e1a_w = _data(data.ArrayLayout(signed(WEIGHT_BITS), K))
+        ea = [data_reg(self.ring_bits, name=f"ea{k}") for k in range(K)]
+        e1a_valid, e1a_last, e1a_wait = Signal(), data_reg(), data_reg()
+        e1a_w = data_reg(data.ArrayLayout(signed(WEIGHT_BITS), K))
         e1a_node = Signal.like(e1r.node)
         m.d.sync += [e1a_valid.eq(e1r_valid), e1a_last.eq(e1r.last), e1a_wait.eq(e1r.wait),
                      e1a_w.eq(e1r.w), e1a_node.eq(e1r.node)]
@@ -526,38 +520,38 @@ class CascadeEngine(wiring.Component):
                                        PROG_SUB_DEPTH, [e1a_node], init=node_init)
         # E2: ring and node ROM data arrive
         e2_valid = Signal()
-        e2_w = _data(data.ArrayLayout(signed(WEIGHT_BITS), K))
-        e2_last, e2_wait = _data(), _data()
+        e2_w = data_reg(data.ArrayLayout(signed(WEIGHT_BITS), K))
+        e2_last, e2_wait = data_reg(), data_reg()
         m.d.sync += [e2_valid.eq(e1a_valid), e2_w.eq(e1a_w),
                      e2_last.eq(e1a_last), e2_wait.eq(e1a_wait)]
         # E2S: the ring's and the node ROM's blocks registered (block RAM clock-to-out and the
         # output multiplexer of a memory split over several block RAMs fill a clock).
-        e2s_valid, e2s_last, e2s_wait = Signal(), _data(), _data()
-        e2s_w = _data(data.ArrayLayout(signed(WEIGHT_BITS), K))
+        e2s_valid, e2s_last, e2s_wait = Signal(), data_reg(), data_reg()
+        e2s_w = data_reg(data.ArrayLayout(signed(WEIGHT_BITS), K))
         m.d.sync += [e2s_valid.eq(e2_valid), e2s_last.eq(e2_last), e2s_wait.eq(e2_wait),
                      e2s_w.eq(e2_w)]
         # E2R: the corners selected among the ring's blocks, registered.
         values = [rs_a, rs_b] + list(rs_more)
-        e2r = [_data(SUM_BITS, name=f"e2r_v{k}") for k in range(K)]
-        e2r_valid, e2r_last, e2r_wait = Signal(), _data(), _data()
-        e2r_w = _data(data.ArrayLayout(signed(WEIGHT_BITS), K))
-        e2r_node = _data(node_layout)
+        e2r = [data_reg(SUM_BITS, name=f"e2r_v{k}") for k in range(K)]
+        e2r_valid, e2r_last, e2r_wait = Signal(), data_reg(), data_reg()
+        e2r_w = data_reg(data.ArrayLayout(signed(WEIGHT_BITS), K))
+        e2r_node = data_reg(node_layout)
         m.d.sync += [e2r_valid.eq(e2s_valid), e2r_last.eq(e2s_last), e2r_wait.eq(e2s_wait),
                      e2r_w.eq(e2s_w), e2r_node.eq(node_word)]
         m.d.sync += [r.eq(v) for r, v in zip(e2r, values)]
         # E2P: weighted corners (weights -4..4), modulo 2**SUM_BITS.
-        e2p = [_data(SUM_BITS, name=f"e2p_p{k}") for k in range(K)]
-        e2p_valid, e2p_last, e2p_wait = Signal(), _data(), _data()
-        e2p_node = _data(node_layout)
+        e2p = [data_reg(SUM_BITS, name=f"e2p_p{k}") for k in range(K)]
+        e2p_valid, e2p_last, e2p_wait = Signal(), data_reg(), data_reg()
+        e2p_node = data_reg(node_layout)
         m.d.sync += [e2p_valid.eq(e2r_valid), e2p_last.eq(e2r_last), e2p_wait.eq(e2r_wait),
                      e2p_node.eq(e2r_node)]
         m.d.sync += [p.eq((v * e2r_w[k])[:SUM_BITS]) for k, (p, v) in enumerate(zip(e2p, e2r))]
         # E2Q (groups of more than 4 corners): pairs of products summed, registered, so the
         # running sum below adds at most four terms in a clock, as with groups of 4.
         if K > 4:
-            e2q = [_data(SUM_BITS, name=f"e2q_p{k}") for k in range(K // 2)]
-            e2q_valid, e2q_last, e2q_wait = Signal(), _data(), _data()
-            e2q_node = _data(node_layout)
+            e2q = [data_reg(SUM_BITS, name=f"e2q_p{k}") for k in range(K // 2)]
+            e2q_valid, e2q_last, e2q_wait = Signal(), data_reg(), data_reg()
+            e2q_node = data_reg(node_layout)
             m.d.sync += [e2q_valid.eq(e2p_valid), e2q_last.eq(e2p_last),
                          e2q_wait.eq(e2p_wait), e2q_node.eq(e2p_node)]
             m.d.sync += [q.eq((e2p[2 * k] + e2p[2 * k + 1])[:SUM_BITS])
@@ -567,12 +561,12 @@ class CascadeEngine(wiring.Component):
             terms, t_valid, t_last, t_wait, t_node = e2p, e2p_valid, e2p_last, e2p_wait, e2p_node
         # E2S: the node's running sum.
         fresh = Signal(init=1)                # the next group starts a node
-        acc = _data(SUM_BITS)
+        acc = data_reg(SUM_BITS)
         part = sum(terms)[:SUM_BITS]
         acc_new = (Mux(fresh, 0, acc) + part)[:SUM_BITS]
-        e3_valid, e3_wait = Signal(), _data()
-        fsum = _data(signed(SUM_BITS))
-        e3_node = _data(node_layout)
+        e3_valid, e3_wait = Signal(), data_reg()
+        fsum = data_reg(signed(SUM_BITS))
+        e3_node = data_reg(node_layout)
         m.d.sync += e3_valid.eq(0)
         with m.If(t_valid):
             m.d.sync += [acc.eq(acc_new), fresh.eq(t_last)]
@@ -583,19 +577,19 @@ class CascadeEngine(wiring.Component):
         # that each fit one DSP (t_q = hi * 2**17 + lo, lo unsigned), registered beside them:
         # a 22 x 18 product spans several DSPs joined by an adder.
         lo = DSP_PART_BITS
-        e4_valid, e4_wait = Signal(), _data()
-        lhs = _data(signed(SUM_BITS + NODE_FRAC))
-        rhs_lo = _data(lo + NF_BITS)
-        rhs_hi = _data(signed(THRESH_BITS - lo + NF_BITS + 1))
-        e4_node = _data(node_layout)
+        e4_valid, e4_wait = Signal(), data_reg()
+        lhs = data_reg(signed(SUM_BITS + NODE_FRAC))
+        rhs_lo = data_reg(lo + NF_BITS)
+        rhs_hi = data_reg(signed(THRESH_BITS - lo + NF_BITS + 1))
+        e4_node = data_reg(node_layout)
         m.d.sync += [e4_valid.eq(e3_valid), e4_wait.eq(e3_wait), e4_node.eq(e3_node),
                      lhs.eq(fsum << NODE_FRAC), rhs_lo.eq(e3_node.thr[:lo] * nf),
                      rhs_hi.eq(e3_node.thr[lo:].as_signed() * nf)]
         # E4: the comparison, registered: its carry chain (40 bits) and the stage sum's
         # select below, across the engine, did not fit one clock (the detector's worst path).
         # lhs < hi * nf * 2**17 + lo * nf, as lhs - hi * nf * 2**17 < lo * nf.
-        e5_valid, e5_wait, lt = Signal(), _data(), _data()
-        e5_node = _data(node_layout)
+        e5_valid, e5_wait, lt = Signal(), data_reg(), data_reg()
+        e5_node = data_reg(node_layout)
         m.d.sync += [e5_valid.eq(e4_valid), e5_wait.eq(e4_wait), e5_node.eq(e4_node),
                      lt.eq((lhs - (rhs_hi << lo)) < rhs_lo)]
         # E5: choose the child
@@ -674,7 +668,7 @@ class CascadeEngine(wiring.Component):
         # the same clock (the next stage's index, its lookup and a 32-bit adder in series were
         # the deepest path of the whole top, 11.1 LUT levels).
         count_stage = Signal()
-        count_val = _data(12)
+        count_val = data_reg(12)
         m.d.sync += [count_stage.eq(0), count_val.eq(stage_count)]
         with m.If(count_stage):
             m.d.sync += self.weak.eq(self.weak + count_val)

@@ -14,6 +14,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
+from .data_reg import data_reg
 from .types import COORD_BITS
 
 __all__ = ["Grouper", "Rect"]
@@ -91,7 +92,7 @@ class Grouper(wiring.Component):
         m.submodules.fifo = fifo = SyncFIFOBuffered(width=Rect.as_shape().size, depth=16)
         m.d.comb += [fifo.w_data.eq(self.raw.payload), fifo.w_en.eq(self.raw.valid),
                      self.raw.ready.eq(fifo.w_rdy), self.raw_room.eq(fifo.level < fifo.depth - 1)]
-        r = Signal(Rect)
+        r = data_reg(Rect)
 
         # `lut_ram`: as block RAM these shallow memories take 2-4 DP16KD each (20 in all); as
         # LUT RAM ~6,200 LUT4 and 1,260 DPR16X4, which spread the detector out (at 320x240 it
@@ -117,17 +118,21 @@ class Grouper(wiring.Component):
         i = Signal(range(nmax + 1))
         j = Signal(range(nmax + 1))
         idx = Signal(range(nmax + 1))
-        lo, hi = Signal(ib), Signal(ib)
-        lab_k = Signal(ib)                    # the merged sums' address (read and write)
-        p_la, p_lb, p_sim = Signal(ib), Signal(ib), Signal()
-        p_sa, p_sb, p_ma, p_mb = (Signal(Rect, name=f"p_{n}") for n in ("sa", "sb", "ma", "mb"))
-        p_parts_s, p_parts_m = Signal(SimParts), Signal(SimParts)
-        c1, c2 = Signal(cl_layout), Signal(cl_layout)
-        dx, dy = Signal(COORD_BITS), Signal(COORD_BITS)   # the inside rule's margins of c2
-        acc_d = Signal(sums_layout)           # a sums record read, registered
-        sum_q = Signal(sums_layout)           # a sums record to write, registered
-        own = Signal(sums_layout)             # a cluster's own sums (merge), its merged sums
-        out_q = Signal()                      # the inside rule's verdict: not emitted
+        # Data registers have no reset (`data_reg`): the abort's reset reaches only the
+        # counters, valid bits, enables and the state (each is loaded before it is used).
+        lo, hi = data_reg(ib, name="lo"), data_reg(ib, name="hi")
+        lab_k = data_reg(ib)                  # the merged sums' address (read and write)
+        p_la, p_lb = data_reg(ib, name="p_la"), data_reg(ib, name="p_lb")
+        p_sim = data_reg()
+        p_sa, p_sb, p_ma, p_mb = (data_reg(Rect, name=f"p_{n}") for n in ["sa", "sb", "ma", "mb"])
+        p_parts_s = data_reg(SimParts)
+        p_parts_m = data_reg(SimParts)
+        c1, c2 = data_reg(cl_layout, name="c1"), data_reg(cl_layout, name="c2")
+        dx, dy = data_reg(COORD_BITS, name="dx"), data_reg(COORD_BITS, name="dy")  # margins
+        acc_d = data_reg(sums_layout)         # a sums record read, registered
+        sum_q = data_reg(sums_layout)         # a sums record to write, registered
+        own = data_reg(sums_layout)           # a cluster's own sums (merge), its merged sums
+        out_q = data_reg()                    # the inside rule's verdict: not emitted
 
         def add_sums(a, b, b_n):
             """`sum_q` loads a + b field by field, with a.n + b_n members."""
@@ -140,17 +145,17 @@ class Grouper(wiring.Component):
         # A 4-lane restoring divider for the rounded means (2 t + n) // (2 n).
         div_start = Signal()
         div_busy = Signal()
-        div_num = [Signal(DIV_BITS, name=f"div_num{k}") for k in range(4)]
-        div_rem = [Signal(COUNT_BITS + 2, name=f"div_rem{k}") for k in range(4)]
-        div_q = [Signal(DIV_BITS, name=f"div_q{k}") for k in range(4)]
-        div_den = Signal(COUNT_BITS + 1)
+        div_num = [data_reg(DIV_BITS, name=f"div_num{k}") for k in range(4)]
+        div_rem = [data_reg(COUNT_BITS + 2, name=f"div_rem{k}") for k in range(4)]
+        div_q = [data_reg(DIV_BITS, name=f"div_q{k}") for k in range(4)]
+        div_den = data_reg(COUNT_BITS + 1)
         div_cnt = Signal(range(DIV_BITS + 1))
         # The sums come from memory: registered every clock (the means' sums, or the merged
         # ones once `div_merged`) and loaded a clock after `div_start` (`div_load`). Only
         # registers drive the divider's enables: `div_start` decoded from the state and a
         # label comparison was the detector's worst routed path into all of them.
         div_merged = Signal()
-        div_src_r, div_load = Signal(sums_layout), Signal()
+        div_src_r, div_load = data_reg(sums_layout, name="div_src_r"), Signal()
         m.d.sync += [div_src_r.eq(Mux(div_merged, msum_r.data, acc_r.data)),
                      div_load.eq(div_start)]
         with m.If(div_start):
@@ -192,7 +197,7 @@ class Grouper(wiring.Component):
         # cluster n goes in through `idx` (sums), `lab_wa` (label address) and `lo` (label).
         seed_we, acc_we, lab_we, msum_we, mean_we, cl_we = (
             Signal(name=f"{k}_we") for k in ("seed", "acc", "lab", "msum", "mean", "cl"))
-        lab_wa = Signal(ib)
+        lab_wa = data_reg(ib)
         m.d.sync += [seed_we.eq(0), acc_we.eq(0), lab_we.eq(0), msum_we.eq(0), mean_we.eq(0),
                      cl_we.eq(0)]
         m.d.comb += [seed_w.addr.eq(n), seed_w.data.eq(r), seed_w.en.eq(seed_we),
@@ -238,10 +243,14 @@ class Grouper(wiring.Component):
             with m.State("SCAN"):
                 # One seed a clock: read (R), block RAM output registered (D), the
                 # similarity test's two clocks (S, C), decide; a match squashes the seeds behind.
-                rd_valid, rd_idx = Signal(), Signal(range(nmax + 1))
-                d_valid, d_idx, d_seed = Signal(), Signal(range(nmax + 1)), Signal(Rect)
-                s_valid, s_idx, s_parts = Signal(), Signal(range(nmax + 1)), Signal(SimParts)
-                c_valid, c_idx, c_sim = Signal(), Signal(range(nmax + 1)), Signal()
+                rd_valid, rd_idx = Signal(), data_reg(range(nmax + 1), name="rd_idx")
+                d_valid, s_valid, c_valid = Signal(), Signal(), Signal()
+                d_idx = data_reg(range(nmax + 1))
+                d_seed = data_reg(Rect)
+                s_idx = data_reg(range(nmax + 1))
+                s_parts = data_reg(SimParts)
+                c_idx = data_reg(range(nmax + 1))
+                c_sim = data_reg()
                 m.d.sync += [rd_valid.eq(0), d_valid.eq(rd_valid), d_idx.eq(rd_idx),
                              d_seed.eq(seed_a.data), s_valid.eq(d_valid), s_idx.eq(d_idx),
                              *similar_parts(s_parts, d_seed, r),
@@ -324,7 +333,7 @@ class Grouper(wiring.Component):
                 # Relabel hi -> lo: read label k, compare it a clock later, write it back the
                 # clock after (the last write lands as the state is left).
                 sweep_valid = Signal()
-                sweep_k = Signal(range(nmax + 1))
+                sweep_k = data_reg(range(nmax + 1))
                 m.d.sync += [sweep_valid.eq(idx < n), sweep_k.eq(idx), idx.eq(idx + 1),
                              lab_wa.eq(sweep_k), lab_we.eq(sweep_valid & (lab_c.data == hi))]
                 with m.If(~sweep_valid & (idx > n)):
@@ -393,7 +402,7 @@ class Grouper(wiring.Component):
                        ((c2.n > Mux(c1.n > 3, c1.n, 3)) | (c1.n < 3)))
                 # The verdict is registered and acted on a clock later (timing: the
                 # comparisons and the next state's logic were the detector's worst path).
-                emit_r = Signal(Rect)
+                emit_r = data_reg(Rect)
                 m.d.sync += [emit_r.eq(r1), out_q.eq((c1.n <= mn) | hit)]
                 m.next = "IN_ACT"
             with m.State("IN_ACT"):
