@@ -240,6 +240,9 @@ class CascadeEngine(wiring.Component):
         wy = Signal(COORD_BITS)              # current window row (level pixels)
         wy_idx = Signal(COORD_BITS)          # its index
         rows_issued = Signal(COORD_BITS + 1)  # integral rows sent down the row pipeline
+        # Rows the window row `wy` needs, wy + win_h + 1: a register loaded with `wy` (the sum
+        # in front of the row issue's comparisons was the whole top's worst path at fabd32d).
+        need = data_reg(COORD_BITS + 1)
         issue_slot = Signal(self.ring_bits)   # ... its ring slot: (rows_issued mod rows) * stride
         wy_slot = Signal(self.ring_bits)      # the ring slot of window row `wy`
         rows_done = Signal(COORD_BITS + 1)    # integral rows written
@@ -687,7 +690,8 @@ class CascadeEngine(wiring.Component):
                                  *load_level(0)]
                     m.next = "LEVEL"
             with m.State("LEVEL"):
-                m.d.sync += [wy.eq(0), wy_idx.eq(0), rows_issued.eq(0), rows_done.eq(0),
+                m.d.sync += [wy.eq(0), need.eq(win_h + 1), wy_idx.eq(0), rows_issued.eq(0),
+                             rows_done.eq(0),
                              issue_slot.eq(0), wy_slot.eq(0),
                              r0_b.eq(0), sx.eq(c_l), sy.eq(c_l), phase.eq(0),
                              init0.eq(sum_init - st_thr[0].value)]
@@ -696,7 +700,6 @@ class CascadeEngine(wiring.Component):
                 m.next = "ROWS"
             with m.State("ROWS"):
                 # Issue integral rows up to wy + win_h, then wait for the last write.
-                need = wy + win_h + 1
                 with m.If(rows_issued < need):
                     m.d.comb += r0_valid.eq(1)
                     m.d.comb += r0_row.eq(rows_issued)
@@ -770,7 +773,8 @@ class CascadeEngine(wiring.Component):
                         m.d.sync += hold.eq(1)
             with m.State("ROW_END"):
                 with m.If(wy_idx + 1 < nwy_l):
-                    m.d.sync += [wy.eq(wy + step_l), wy_idx.eq(wy_idx + 1), phase.eq(0),
+                    m.d.sync += [wy.eq(wy + step_l), need.eq(need + step_l),
+                                 wy_idx.eq(wy_idx + 1), phase.eq(0),
                                  wy_slot.eq(slot_add(wy_slot, lvr["step_stride"]))]
                     m.next = "ROWS"
                 with m.Elif(level + 1 < nlev):
