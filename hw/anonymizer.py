@@ -100,7 +100,7 @@ class Anonymizer(wiring.Component):
         # and the age's two carry chains were the whole top's worst path at 56.7 MHz), and so
         # that the FIFO is read whenever the queue has room, not when the mask takes a pixel
         # (the mask's ready, through `load`, into the FIFO's read enable and its block RAMs'
-        # clock enables was the worst path at c3a0d70). With two places the queue still moves
+        # clock enables was the worst path at 8d3953b). With two places the queue still moves
         # a pixel a clock: it is read while it holds one, and one leaves as one arrives.
         pre = [Signal(entry, name=f"pre{k}") for k in range(2)]
         n_pre = Signal(range(3))
