@@ -95,19 +95,22 @@ class Anonymizer(wiring.Component):
         # block RAM output and its multiplexer never feed the mask's ready logic in the same
         # clock. A pixel waits there until it is `delay` clocks old, as it waited at the FIFO's
         # head before: latency and throughput are unchanged. Two registers in front of the
-        # head (`pre`, a queue of two) take the FIFO's output first, so that the age below is
-        # computed from registers only (the block RAM's 5.6 ns clock-to-out, its multiplexer
+        # head (`pre`, a ring of two places) take the FIFO's output first, so that the age below
+        # is computed from registers only (the block RAM's 5.6 ns clock-to-out, its multiplexer
         # and the age's two carry chains were the whole top's worst path at 56.7 MHz), and so
-        # that the FIFO is read whenever the queue has room, not when the mask takes a pixel
-        # (the mask's ready, through `load`, into the FIFO's read enable and its block RAMs'
-        # clock enables was the worst path at 8d3953b). With two places the queue still moves
-        # a pixel a clock: it is read while it holds one, and one leaves as one arrives.
+        # that the FIFO is read whenever a place is free, not when the mask takes a pixel (the
+        # mask's ready, through `load`, into the FIFO's read enable and its block RAMs' clock
+        # enables was the worst path at 8d3953b). With two places a pixel still moves every
+        # clock. A ring, not a shift queue: the FIFO's word goes into its place with no
+        # multiplexer (a queue's select after the block RAM's output was a worst path).
         pre = [Signal(entry, name=f"pre{k}") for k in range(2)]
-        n_pre = Signal(range(3))
+        n_pre, wp, rp = Signal(range(3)), Signal(), Signal()   # fill level, write/read place
         head, head_valid = Signal(entry), Signal()
         take = mask.i.valid & mask.i.ready
         load = (n_pre != 0) & (~head_valid | take)
         fill = fifo.r_rdy & (n_pre != 2)
+        oldest = Signal(entry)
+        m.d.comb += oldest.eq(Mux(rp, pre[1], pre[0]))
         # Whether the head is `delay` clocks old, registered a clock ahead (for the head it
         # will hold and the time it will be): the age's 24-bit subtraction and comparison sat
         # in front of the mask's handshake, the FIFO's level and the detector-side logic
@@ -116,22 +119,21 @@ class Anonymizer(wiring.Component):
         # them: `load` follows the mask's ready, and ready, a subtraction and a comparison in
         # series were the whole top's worst path at 54e691b.
         aged = Signal()
-        aged_pre = ((now + 1) - pre[0].ts)[:TS_BITS] >= self.delay
+        aged_pre = ((now + 1) - oldest.ts)[:TS_BITS] >= self.delay
         aged_head = ((now + 1) - head.ts)[:TS_BITS] >= self.delay
         m.d.sync += aged.eq(Mux(load, aged_pre, aged_head))
         m.d.comb += [mask.i.payload.eq(head.pixel), mask.i.valid.eq(head_valid & aged),
                      fifo.r_en.eq(fill)]
         m.d.sync += n_pre.eq(n_pre + fill - load)
+        with m.If(fill):
+            m.d.sync += wp.eq(~wp)
+        for k, place in enumerate(pre):
+            with m.If(fill & (wp == k)):
+                m.d.sync += place.eq(fifo.r_data)
         with m.If(load):
-            m.d.sync += [head.eq(pre[0]), head_valid.eq(1), pre[0].eq(pre[1])]
+            m.d.sync += [head.eq(oldest), head_valid.eq(1), rp.eq(~rp)]
         with m.Elif(take):
             m.d.sync += head_valid.eq(0)
-        # The FIFO's word goes to the first free place once the one leaving is gone.
-        with m.If(fill):
-            with m.If(n_pre - load == 0):
-                m.d.sync += pre[0].eq(fifo.r_data)
-            with m.Else():
-                m.d.sync += pre[1].eq(fifo.r_data)
         connect_axis_out(m, mask.o, self)
 
         # Detector -> tracker; the tracker learns when the mask unit starts a frame.
