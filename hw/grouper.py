@@ -213,6 +213,11 @@ class Grouper(wiring.Component):
         # loaded only in their states, these registers took the state's decode as clock enable
         # and were placed far from their logic (`p_sim` in the whole top's worst path at
         # 6bbb0d1: 4.2 ns of routing into it).
+        # Whether `j` is the last partner of `i` (merge pass) or of the clusters (inside rule),
+        # registered likewise: `i`, `j`, `nc` hold from PAIR_RD / IN_RD to the state that acts
+        # (`j + 1 == nc` into `j`'s clock enable was a worst path on a seed at 997c42b).
+        p_last, in_last = data_reg(), data_reg()
+        m.d.sync += [p_last.eq(j + 1 == i), in_last.eq(j + 1 == nc)]
         m.d.sync += [p_la.eq(lab_a.data), p_lb.eq(lab_b.data), p_sa.eq(seed_a.data),
                      p_sb.eq(seed_b.data), p_ma.eq(mean_a.data), p_mb.eq(mean_b.data),
                      *similar_parts(p_parts_s, p_sa, p_sb), *similar_parts(p_parts_m, p_ma, p_mb),
@@ -320,7 +325,7 @@ class Grouper(wiring.Component):
                 m.next = "PAIR_CMP"
             with m.State("PAIR_CMP"):
                 la, lb = p_la, p_lb
-                with m.If(j + 1 == i):
+                with m.If(p_last):
                     m.d.sync += [i.eq(i + 1), j.eq(0)]
                 with m.Else():
                     m.d.sync += j.eq(j + 1)
@@ -409,7 +414,7 @@ class Grouper(wiring.Component):
                 with m.If(out_q):                # skipped, or inside another cluster
                     m.d.sync += [i.eq(i + 1), j.eq(0)]
                     m.next = "IN_RD"
-                with m.Elif(j + 1 == nc):
+                with m.Elif(in_last):
                     m.next = "EMIT"
                 with m.Else():
                     m.d.sync += j.eq(j + 1)
