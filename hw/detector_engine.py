@@ -25,7 +25,7 @@ from amaranth.lib.wiring import In, Out
 
 from .cascade import NODE_FRAC
 from .cascade_program import LEAF_BITS, STAGE_BITS, THRESH_BITS, WEIGHT_BITS, CascadeProgram
-from .data_reg import data_reg
+from .data_reg import KEEP_COPY, data_reg
 from .detector_model import SCALE_FRAC, SQSUM_BITS, SUM_BITS, THRESHOLD_OFFSET_SHIFT
 from .types import COORD_BITS
 
@@ -50,15 +50,22 @@ def _bits(n):
     return max(1, int(n).bit_length())
 
 
-def _block_split(m, name, shape, depth, block_depth, raddrs, init=None, write=None):
+def _block_split(m, name, shape, depth, block_depth, raddrs, init=None, write=None,
+                 early=False):
     """A memory of `depth` entries built as memories one block RAM deep (`block_depth`
     entries), each block's outputs registered before the select: a DP16KD's clock-to-out
-    plus a multiplexer over several blocks does not fit a clock. `raddrs`: one address per
+    plus a multiplexer over several blocks does not fit one clock. `raddrs`: one address per
     read port. `write=(data, en)` adds a writer at the first read port's address and makes
     the other read ports transparent for it, so Yosys keeps each block in one set of block
     RAMs (see the ring). Returns `(values, blocks)`: per read port the entry at its address
     two clocks after the address (read, then registered), and the memories in address order
-    (a writer at an address of its own adds its ports)."""
+    (a writer at an address of its own adds its ports).
+
+    `early`: the addresses and the write enable come a clock ahead (the write data does
+    not), and every block registers copies of its own (kept apart by synthesis,
+    `hw/data_reg.py`), placed beside its block RAMs: one address net to every block of a
+    memory spread over the chip was the whole top's worst path (the ring's, 10.4 ns of
+    routing at 4585ac2). Values then come three clocks after the address."""
     bits = (block_depth - 1).bit_length()
     nblk = -(-depth // block_depth)
     regs, blocks = [[] for _ in raddrs], []
@@ -67,19 +74,28 @@ def _block_split(m, name, shape, depth, block_depth, raddrs, init=None, write=No
         mem = memory.Memory(shape=shape, depth=min(block_depth, depth - k * block_depth),
                             init=chunk)
         m.submodules[f"{name}_{k}"] = mem
+        here_addrs = [a[:bits] for a in raddrs]
+        if early:
+            here_addrs = [Signal(bits, name=f"{name}_{k}_addr{p}", reset_less=True,
+                                 attrs={KEEP_COPY: 1}) for p in range(len(raddrs))]
+            m.d.sync += [h.eq(a[:bits]) for h, a in zip(here_addrs, raddrs)]
         writer = ()
         if write is not None:
             wp = mem.write_port()
             here = write[1] if nblk == 1 else write[1] & (raddrs[0][bits:] == k)
-            m.d.comb += [wp.addr.eq(raddrs[0][:bits]), wp.data.eq(write[0]), wp.en.eq(here)]
+            if early:
+                here_r = Signal(name=f"{name}_{k}_we", attrs={KEEP_COPY: 1})
+                m.d.sync += here_r.eq(here)
+                here = here_r
+            m.d.comb += [wp.addr.eq(here_addrs[0]), wp.data.eq(write[0]), wp.en.eq(here)]
             writer = (wp,)
-        for p, raddr in enumerate(raddrs):
+        for p in range(len(raddrs)):
             rp = mem.read_port(transparent_for=writer if p else ())
             # Data only (the pipelines' valid bits say when it counts): no reset, so the
             # abort's reset does not fan out to every block's output (the board's detector's
             # worst routed path with 4 corners: 13.0 ns).
             reg = Signal(shape, name=f"{name}_q{k}" + (f"_{p}" if p else ""), reset_less=True)
-            m.d.comb += rp.addr.eq(raddr[:bits])
+            m.d.comb += rp.addr.eq(here_addrs[p])
             m.d.sync += reg.eq(rp.data)
             regs[p].append(reg)
         blocks.append(mem)
@@ -88,9 +104,15 @@ def _block_split(m, name, shape, depth, block_depth, raddrs, init=None, write=No
         if nblk == 1:
             values.append(regs[p][0])
             continue
-        blk1 = data_reg(range(nblk), name=f"{name}_blk1" + (f"_{p}" if p else ""))
-        blk = data_reg(range(nblk), name=f"{name}_blk" + (f"_{p}" if p else ""))
-        m.d.sync += [blk1.eq(raddr[bits:]), blk.eq(blk1)]
+        sfx = f"_{p}" if p else ""
+        blk1 = data_reg(range(nblk), name=f"{name}_blk1{sfx}")
+        blk = data_reg(range(nblk), name=f"{name}_blk{sfx}")
+        if early:
+            blk0 = data_reg(range(nblk), name=f"{name}_blk0{sfx}")
+            m.d.sync += [blk0.eq(raddr[bits:]), blk1.eq(blk0)]
+        else:
+            m.d.sync += blk1.eq(raddr[bits:])
+        m.d.sync += blk.eq(blk1)
         values.append(Array(regs[p])[blk])
     return values, blocks
 
@@ -207,21 +229,26 @@ class CascadeEngine(wiring.Component):
         # corners of a group (K / 2 copies in all), each copy's first port sharing its
         # writer's address the same way; copy 0's ports also serve the nf pipeline, and the
         # squared ring has one copy.
+        # The ring's addresses and write enable come a clock ahead (`early`): every block
+        # registers its own copies beside it.
         K = prog.group
         ring_addr = [Signal(self.ring_bits, name=f"ring_addr{k}") for k in range(K)]
         ring_addr_a, ring_addr_b = ring_addr[0], ring_addr[1]
         ring_wen = Signal()
         ring_wdata_s, ring_wdata_q = Signal(SUM_BITS), Signal(SQSUM_BITS)
         (rs_a, rs_b), _ = _block_split(m, "ring_s", SUM_BITS, ring_depth, FS_SUB_DEPTH,
-                                       [ring_addr_a, ring_addr_b], write=(ring_wdata_s, ring_wen))
+                                       [ring_addr_a, ring_addr_b], write=(ring_wdata_s, ring_wen),
+                                       early=True)
         (rq_a, rq_b), _ = _block_split(m, "ring_q", SQSUM_BITS, ring_depth, FS_SUB_DEPTH,
-                                       [ring_addr_a, ring_addr_b], write=(ring_wdata_q, ring_wen))
+                                       [ring_addr_a, ring_addr_b], write=(ring_wdata_q, ring_wen),
+                                       early=True)
         rs_more = []
         for j in range(1, K // 2):
             # Copy 1 keeps the name it had when there were at most two copies.
             name = "ring_s_cd" if j == 1 else f"ring_s_{j}"
             vals, _ = _block_split(m, name, SUM_BITS, ring_depth, FS_SUB_DEPTH,
-                                   ring_addr[2 * j:2 * j + 2], write=(ring_wdata_s, ring_wen))
+                                   ring_addr[2 * j:2 * j + 2], write=(ring_wdata_s, ring_wen),
+                                   early=True)
             rs_more += vals
         m.submodules.colsum_s = colsum_s = memory.Memory(shape=SUM_BITS, depth=self.base_w,
                                                          init=[])
@@ -366,9 +393,10 @@ class CascadeEngine(wiring.Component):
         row_write = Signal()
         row_waddr = data_reg(self.ring_bits)
         # Row slots travel down the pipeline with their beats (counted at issue, `issue_slot`).
-        m.d.sync += row_waddr.eq(r3r.slot + r3r.b)       # R4's write address
+        # R4's write address and enable, a clock ahead (the ring's blocks register them).
+        m.d.sync += row_waddr.eq(r3.slot + r3.b)
         m.d.comb += [ring_wdata_s.eq(acc_s), ring_wdata_q.eq(acc_q),
-                     ring_wen.eq(row_write & r4.valid)]
+                     ring_wen.eq(row_write & r3r.valid)]
         with m.If(r4.valid & r4.last):
             m.d.sync += rows_done.eq(r4.row + 1)
 
@@ -390,8 +418,11 @@ class CascadeEngine(wiring.Component):
         m.d.sync += [n0a_valid.eq(n0_valid), n0a_phase.eq(n0_phase), n0a_i.eq(n0_i),
                      nf_addr_a.eq(Mux(n0_phase, bot_slot, top_slot) + n0_x + 1),
                      nf_addr_b.eq(Mux(n0_phase, bot_slot, top_slot) + n0_x + win_w - 1)]
+        # N0B: the ring's blocks register the addresses (`early`).
+        n0b_valid, n0b_phase, n0b_i = Signal(), data_reg(), data_reg(COORD_BITS)
+        m.d.sync += [n0b_valid.eq(n0a_valid), n0b_phase.eq(n0a_phase), n0b_i.eq(n0a_i)]
         n1_valid, n1_phase, n1_i = Signal(), data_reg(), data_reg(COORD_BITS)
-        m.d.sync += [n1_valid.eq(n0a_valid), n1_phase.eq(n0a_phase), n1_i.eq(n0a_i)]
+        m.d.sync += [n1_valid.eq(n0b_valid), n1_phase.eq(n0b_phase), n1_i.eq(n0b_i)]
         n1s_valid, n1s_phase, n1s_i = Signal(), data_reg(), data_reg(COORD_BITS)
         m.d.sync += [n1s_valid.eq(n1_valid), n1s_phase.eq(n1_phase), n1s_i.eq(n1_i)]
         # N1B: the four ring outputs, selected among the blocks, registered before any
@@ -505,7 +536,9 @@ class CascadeEngine(wiring.Component):
         e1s_valid = Signal()
         m.d.sync += [e1s_valid.eq(e1_valid & ~kill), e1r_valid.eq(e1s_valid & ~kill),
                      e1r.eq(prog_word)]
-        # E1A: corner addresses, registered before they fan out to the ring's block RAMs.
+        # E1R: corner addresses from the selected program word, registered; E1A: the ring's
+        # blocks register them (`early`) and read. (From E1R's `e1r`, with the ring's blocks
+        # reading at `ea` itself, one net carried each address to every block: 10.4 ns.)
         ea = [data_reg(self.ring_bits, name=f"ea{k}") for k in range(K)]
         e1a_valid, e1a_last, e1a_wait = Signal(), data_reg(), data_reg()
         e1a_w = data_reg(data.ArrayLayout(signed(WEIGHT_BITS), K))
@@ -514,8 +547,9 @@ class CascadeEngine(wiring.Component):
                      e1a_w.eq(e1r.w), e1a_node.eq(e1r.node)]
         # Both sums in parallel, then a select on the sign: one carry chain deep.
         for k, a in enumerate(ea):
-            wrapped = origin_wrap + e1r.off[k]
-            m.d.sync += a.eq(Mux(wrapped < 0, origin + e1r.off[k], wrapped[:self.ring_bits]))
+            wrapped = origin_wrap + prog_word.off[k]
+            m.d.sync += a.eq(Mux(wrapped < 0, origin + prog_word.off[k],
+                                 wrapped[:self.ring_bits]))
         eval_addr_a, eval_addr_b = ea[0], ea[1]
         m.d.comb += [ring_addr[k].eq(ea[k]) for k in range(3, K, 2)]
         # The node ROM, split like the program: read at E2, its blocks registered at E2S.

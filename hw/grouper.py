@@ -14,7 +14,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from .data_reg import data_reg
+from .data_reg import copy_of, data_reg
 from .types import COORD_BITS
 
 __all__ = ["Grouper", "Rect"]
@@ -118,6 +118,19 @@ class Grouper(wiring.Component):
         i = Signal(range(nmax + 1))
         j = Signal(range(nmax + 1))
         idx = Signal(range(nmax + 1))
+        # `i` and `j` address four LUT RAMs each (seeds, means, labels, clusters), spread over
+        # the chip: each RAM reads at a copy of its own, loaded with the same statements (`j`
+        # into a far LUT RAM's read address was a seed's worst path at 4585ac2, 10.1 ns of
+        # routing). `i`, `j` themselves drive the comparisons.
+        i_at = {k: copy_of(i, f"i_{k}") for k in ("seeds", "means", "labels", "clusters")}
+        j_at = {k: copy_of(j, f"j_{k}") for k in ("seeds", "means", "labels", "clusters")}
+
+        def set_i(fn):
+            """`i` and its copies load `fn` of themselves."""
+            return [r.eq(fn(r)) for r in (i, *i_at.values())]
+
+        def set_j(fn):
+            return [r.eq(fn(r)) for r in (j, *j_at.values())]
         # Data registers have no reset (`data_reg`): the abort's reset reaches only the
         # counters, valid bits, enables and the state (each is loaded before it is used).
         lo, hi = data_reg(ib, name="lo"), data_reg(ib, name="hi")
@@ -191,9 +204,11 @@ class Grouper(wiring.Component):
         # multiplexer of `lab_c.data` and `idx` in front of that LUT RAM was the detector's
         # worst routed path (idx to the multiplexer, then to every cell of the RAM: 12 ns of
         # routing).
-        m.d.comb += [seed_a.addr.eq(i), seed_b.addr.eq(j), mean_a.addr.eq(i),
-                     mean_b.addr.eq(j), lab_a.addr.eq(i), lab_b.addr.eq(j), lab_c.addr.eq(idx),
-                     acc_r.addr.eq(idx), cl_a.addr.eq(i), cl_b.addr.eq(j),
+        m.d.comb += [seed_a.addr.eq(i_at["seeds"]), seed_b.addr.eq(j_at["seeds"]),
+                     mean_a.addr.eq(i_at["means"]), mean_b.addr.eq(j_at["means"]),
+                     lab_a.addr.eq(i_at["labels"]), lab_b.addr.eq(j_at["labels"]),
+                     lab_c.addr.eq(idx), acc_r.addr.eq(idx), cl_a.addr.eq(i_at["clusters"]),
+                     cl_b.addr.eq(j_at["clusters"]),
                      msum_r.addr.eq(lab_k)]
         # Write addresses, data and enables likewise: registers, the same in every state (the
         # LUT RAM write address decoded from the state became the detector's worst routed path
@@ -238,7 +253,7 @@ class Grouper(wiring.Component):
             with m.State("IDLE"):
                 with m.If(fifo.r_rdy):
                     m.d.comb += fifo.r_en.eq(1)
-                    m.d.sync += [r.eq(fifo.r_data), i.eq(0)]
+                    m.d.sync += [r.eq(fifo.r_data), *set_i(lambda x: 0)]
                     with m.If(mn == 0):
                         m.next = "PASS"
                     with m.Else():
@@ -278,7 +293,7 @@ class Grouper(wiring.Component):
                     m.d.sync += [d_valid.eq(0), s_valid.eq(0), c_valid.eq(0), idx.eq(c_idx)]
                     m.next = "ADD"
                 with m.Elif(i < n):
-                    m.d.sync += [rd_valid.eq(1), rd_idx.eq(i), i.eq(i + 1)]
+                    m.d.sync += [rd_valid.eq(1), rd_idx.eq(i), *set_i(lambda x: x + 1)]
                 with m.Elif(~rd_valid & ~d_valid & ~s_valid & ~c_valid):
                     with m.If(n < nmax):
                         m.d.sync += [seed_we.eq(1), acc_we.eq(1), lab_we.eq(1)]
@@ -304,7 +319,7 @@ class Grouper(wiring.Component):
             # ---------------------------------------------------------- pass 2: means
             with m.State("MEAN_RD"):
                 with m.If(idx == n):
-                    m.d.sync += [i.eq(1), j.eq(0)]
+                    m.d.sync += [*set_i(lambda x: 1), *set_j(lambda x: 0)]
                     m.next = "PAIR_RD"
                 with m.Else():
                     m.next = "MEAN_DIV"
@@ -335,9 +350,9 @@ class Grouper(wiring.Component):
             with m.State("PAIR_CMP"):
                 la, lb = p_la, p_lb
                 with m.If(p_last):
-                    m.d.sync += [i.eq(i + 1), j.eq(0)]
+                    m.d.sync += [*set_i(lambda x: x + 1), *set_j(lambda x: 0)]
                 with m.Else():
-                    m.d.sync += j.eq(j + 1)
+                    m.d.sync += set_j(lambda x: x + 1)
                 m.next = "PAIR_RD"
                 with m.If((la != lb) & p_sim):
                     m.d.sync += [lo.eq(Mux(la < lb, la, lb)), hi.eq(Mux(la < lb, lb, la)),
@@ -376,7 +391,7 @@ class Grouper(wiring.Component):
                 m.next = "MERGE_RD"
             with m.State("FINAL_RD"):
                 with m.If(idx == n):
-                    m.d.sync += [i.eq(0), j.eq(0)]
+                    m.d.sync += [*set_i(lambda x: 0), *set_j(lambda x: 0)]
                     m.next = "IN_RD"
                 with m.Else():
                     m.next = "FINAL_CHK"
@@ -421,17 +436,17 @@ class Grouper(wiring.Component):
                 m.next = "IN_ACT"
             with m.State("IN_ACT"):
                 with m.If(out_q):                # skipped, or inside another cluster
-                    m.d.sync += [i.eq(i + 1), j.eq(0)]
+                    m.d.sync += [*set_i(lambda x: x + 1), *set_j(lambda x: 0)]
                     m.next = "IN_RD"
                 with m.Elif(in_last):
                     m.next = "EMIT"
                 with m.Else():
-                    m.d.sync += j.eq(j + 1)
+                    m.d.sync += set_j(lambda x: x + 1)
                     m.next = "IN_RD"
             with m.State("EMIT"):
                 m.d.comb += [self.boxes.valid.eq(1), self.boxes.payload.eq(emit_r)]
                 with m.If(self.boxes.ready):
-                    m.d.sync += [i.eq(i + 1), j.eq(0)]
+                    m.d.sync += [*set_i(lambda x: x + 1), *set_j(lambda x: 0)]
                     m.next = "IN_RD"
             with m.State("DONE"):
                 m.d.comb += self.done.eq(1)

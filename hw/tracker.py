@@ -209,11 +209,14 @@ class Tracker(wiring.Component):
         y0 = _clamp(cur.y0 + cur.vy, self.height)
         y1 = _clamp(cur.y1 + cur.vy, self.height)
 
-        # PUBLISH: 1 cur; 2 size times margin (multiplier); 3 the margins; 4 the region and its
-        # one-hot write enable, registered; then the region register. Timing: each region's
-        # enable is a flip-flop of its own, not a decode of the FSM state and slot index
-        # fanned out to every region (the routed board's worst path, 18.6 of 19.8 ns routing).
-        pub = [Signal(SlotState, name=f"pub{k}") for k in (2, 3)]
+        # PUBLISH: 1 cur; 2 size; 3 size times margin (multiplier); 4 the margins; 5 the region
+        # and its one-hot write enable, registered; then the region register. Timing: each
+        # region's enable is a flip-flop of its own, not a decode of the FSM state and slot
+        # index fanned out to every region (the routed board's worst path, 18.6 of 19.8 ns
+        # routing); the size is registered before the multiplier (`cur` across the chip, the
+        # subtraction and the DSP in one clock were a seed's worst path at 4585ac2).
+        pub = [Signal(SlotState, name=f"pub{k}") for k in (2, 3, 4)]
+        ws, hs = Signal(signed(C), name="ws"), Signal(signed(C), name="hs")
         region_new, region_we = Signal(Region), Signal(n)
         m.d.sync += region_we.eq(0)
         for slot, region in enumerate(region_regs):
@@ -221,8 +224,8 @@ class Tracker(wiring.Component):
                 m.d.sync += region.eq(region_new)
         wm, hm = Signal(COORD_BITS + 8), Signal(COORD_BITS + 8)
         mx, my = Signal(COORD_BITS + 8), Signal(COORD_BITS + 8)
-        ax = Mux(pub[0].vx < 0, -pub[0].vx, pub[0].vx)
-        ay = Mux(pub[0].vy < 0, -pub[0].vy, pub[0].vy)
+        ax = Mux(pub[1].vx < 0, -pub[1].vx, pub[1].vx)
+        ay = Mux(pub[1].vy < 0, -pub[1].vy, pub[1].vy)
 
         with m.FSM(name="tracker"):
             with m.State("COLLECT"):
@@ -322,20 +325,20 @@ class Tracker(wiring.Component):
                 # Regions with margins (one multiplier pair).
                 with m.If(i < n):
                     issue_next()
-                m.d.sync += [pub[0].eq(cur), pub[1].eq(pub[0]),
-                             wm.eq((cur.x1 - cur.x0) * self.margin),
-                             hm.eq((cur.y1 - cur.y0) * self.margin),
+                m.d.sync += [pub[0].eq(cur), pub[1].eq(pub[0]), pub[2].eq(pub[1]),
+                             ws.eq(cur.x1 - cur.x0), hs.eq(cur.y1 - cur.y0),
+                             wm.eq(ws * self.margin), hm.eq(hs * self.margin),
                              mx.eq(((wm * MARGIN_MUL) >> 16) + (ax << 1)),
                              my.eq(((hm * MARGIN_MUL) >> 16) + (ay << 1))]
-                with m.If(v3):
-                    s = pub[1]
+                with m.If(v4):
+                    s = pub[2]
                     m.d.sync += region_new.eq(Cat(
                         Mux(s.x0 > mx, s.x0 - mx, 0)[:COORD_BITS],
                         Mux(s.y0 > my, s.y0 - my, 0)[:COORD_BITS],
                         Mux(s.x1 + mx > self.width, self.width, s.x1 + mx)[:COORD_BITS],
                         Mux(s.y1 + my > self.height, self.height, s.y1 + my)[:COORD_BITS],
                         s.valid))
-                    m.d.sync += region_we.eq(Const(1, n) << i3)
+                    m.d.sync += region_we.eq(Const(1, n) << i4)
                 with m.If((i == n) & drained):
                     m.d.sync += [self.pub_vouched.eq(end_ok & ~saturated),
                                  self.pub_frame.eq(res_frame + self.every + 1),

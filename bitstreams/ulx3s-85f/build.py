@@ -71,7 +71,8 @@ def prepare(out=BUILD):
     sys.path.insert(0, str(HERE))
     from top import ULX3STop, make_platform
     platform = make_platform()
-    plan = platform.build(ULX3STop(), name=NAME, do_build=False)
+    plan = platform.build(ULX3STop(), name=NAME, do_build=False,
+                          script_after_read="\n".join(KEEP_COPIES))
     out.mkdir(parents=True, exist_ok=True)
     plan.extract(str(out))
     return out
@@ -120,6 +121,12 @@ def _usage(util):
             "ffs": used("TRELLIS_FF"), "ebr": used("DP16KD"), "ebr_available": avail("DP16KD"),
             "dsp": used("MULT18X18D"), "dsp_available": avail("MULT18X18D"),
             "plls": used("EHXPLLL")}
+
+
+#: Yosys commands run after reading the design, before synth_ecp5: every flip-flop that drives
+#: a wire marked as a copy (`hw/data_reg.py: copy_of`) gets `keep`, so opt_merge leaves the
+#: copies apart (it merges identical flip-flops unless both are kept).
+KEEP_COPIES = ["proc", "opt_clean", "setattr -set keep 1 a:obscura_copy %ci1:+[Q] c:* %i"]
 
 
 def classic_abc_synth(top):
@@ -174,7 +181,8 @@ def bitstream(seed=SEED, classic_abc=False, router=ROUTER, timing_weight=PLACER_
         # ABC_OPS_REINTEGRATE on this design: run its script up to the LUT mapping, map with
         # classic ABC (LUT4, PFU muxes up to LUT7, as synth_ecp5 -noabc9 used to), then go on.
         classic = out / f"{NAME}.classic.ys"
-        classic.write_text("\n".join([f"read_rtlil {NAME}.il", *classic_abc_synth(NAME),
+        classic.write_text("\n".join([f"read_rtlil {NAME}.il", *KEEP_COPIES,
+                                      *classic_abc_synth(NAME),
                                       f"write_json {NAME}.json", ""]))
         print(f"[ulx3s] synthesis, classic ABC (log {out / (NAME + '.classic.rpt')})",
               flush=True)
