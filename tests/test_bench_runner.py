@@ -143,7 +143,7 @@ def test_the_engine_workload_counts_the_weak_classifiers_the_model_evaluates():
 
 
 def test_a_routed_blocks_worst_path_is_read_from_its_log(tmp_path):
-    from block_timing import worst_path
+    from synth import worst_path
 
     log = tmp_path / "nextpnr.log"
     # The shape of nextpnr 0.11's report, shortened from build/synth/blk_tracker's log.
@@ -161,7 +161,8 @@ def test_a_routed_blocks_worst_path_is_read_from_its_log(tmp_path):
         "Info:                          Sink elsewhere.D\n")
     assert worst_path(log) == {"from": "aged_we_TRELLIS_FF_Q_16.Q",
                                "to": "slot16_TRELLIS_FF_Q_49.CE",
-                               "logic_ns": 0.76, "routing_ns": 12.43}
+                               "logic_ns": 0.76, "routing_ns": 12.43,
+                               "longest_net": "$signal_LUT4_D_13_Z", "longest_net_ns": 10.75}
     log.write_text("Info: Packing IOs..\n")
     assert worst_path(log) is None
 
@@ -184,26 +185,14 @@ def test_the_engine_calibration_models_the_engine_at_its_width(corners):
     assert out["calibration_model_over_rtl"] == 1.0
 
 
-def test_worst_path_sums_logic_and_routing_and_names_the_longest_net(tmp_path):
-    from synth import worst_path
+def test_placed_fmax_is_the_estimate_before_routing(tmp_path):
+    from synth import placed_fmax
 
     log = tmp_path / "nextpnr.log"
-    log.write_text(
-        "Info: Critical path report for clock 'clk' (posedge -> posedge):\n"
-        "Info:       type curr  total name\n"
-        "Info:   clk-to-q  0.52  0.52 Source a.q_FF.Q\n"
-        "Info:    routing  3.96  4.49 Net a.q (108,56) -> (50,56)\n"
-        "Info:                          Sink b_LUT4.A\n"
-        "Info:                          Defined in:\n"
-        "Info:                               hw/x.py:1\n"
-        "Info:      logic  0.24  4.73 Source b_LUT4.F\n"
-        "Info:    routing  5.03  9.76 Net b.f (50,56) -> (37,59)\n"
-        "Info:                          Sink c_FF.M\n"
-        "Info:      setup  0.10  9.86 Source c_FF.M\n"
-        "Info: \n"
-        "Info: Max frequency for clock 'clk': 101.42 MHz (PASS at 74.25 MHz)\n")
-    assert worst_path(log) == {"from": "a.q_FF.Q", "to": "c_FF.M", "logic_ns": 0.86,
-                               "routing_ns": 8.99, "longest_net": "b.f",
-                               "longest_net_ns": 5.03}
+    log.write_text("Info: Max frequency for clock 'clk': 50.10 MHz (FAIL at 74.25 MHz)\n"
+                   "Info: Max frequency for clock 'clk': 61.71 MHz (FAIL at 74.25 MHz)\n"
+                   "Info: Routing globals...\n"
+                   "Warning: Max frequency for clock 'clk': 72.81 MHz (FAIL at 74.25 MHz)\n")
+    assert placed_fmax(log) == 61.71
     log.write_text("Info: Packing IOs..\n")
-    assert worst_path(log) is None
+    assert placed_fmax(log) is None

@@ -140,6 +140,11 @@ def classic_abc_synth(top):
 #: nextpnr's router. router2 by default: on this design router1 left ~141,000 overused wires
 #: unresolved after 40 minutes of routing (nextpnr 0.11, 2026-11-27).
 ROUTER = "router2"
+#: nextpnr's routing options: timing-driven rip-up (router2; "experimental" in nextpnr
+#: 0.11's help). On 4585ac2's whole top (1280x720, out of context, the same placement, seed
+#: 1) it routed at 77.89 MHz where router2 without it reached 72.06 (281 s of routing
+#: against 170 s).
+ROUTER_OPTIONS = ["--tmg-ripup"]
 #: nextpnr's placer. The analytic "static" placer (nextpnr 0.6+): on 2f5a7bd's netlist it
 #: placed the board in ~11 minutes with 226,903 units of wire length where HeAP took ~25
 #: with 327,868, and router2 converged in 62 iterations (pixel clock 55.96 MHz, TMDS 409.5,
@@ -195,7 +200,7 @@ def bitstream(seed=SEED, classic_abc=False, router=ROUTER, timing_weight=PLACER_
     rc = _run([nextpnr, "--85k", "--package", "CABGA381", "--speed", "6",
                "--json", f"{NAME}.json", "--lpf", f"{NAME}.lpf", "--textcfg", f"{NAME}.config",
                "--report", "report.json", "--timing-allow-fail", "--seed", str(seed),
-               "--router", router, "--placer", placer,
+               "--router", router, *ROUTER_OPTIONS, "--placer", placer,
                "--placer-heap-timingweight", str(timing_weight)],
               out / "nextpnr.log", out)
     t2 = time.time()
