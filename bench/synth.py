@@ -91,9 +91,7 @@ def synthesize(component, name, out_dir, device="LFE5U-85F", speed=6, freq_mhz=1
     t1 = time.time()
     cmd = nextpnr_command(f"{name}.json", device, speed, freq_mhz, seed, router, placer,
                           out_of_context)
-    with open(out / "nextpnr.log", "w") as log:
-        subprocess.run(cmd, cwd=out, stdout=log, stderr=subprocess.STDOUT, check=True,
-                       timeout=pnr_timeout)
+    ripup = _route(cmd, out, pnr_timeout)
     t2 = time.time()
     report = json.loads((out / "report.json").read_text())
     fmax = {clk: v["achieved"] for clk, v in report.get("fmax", {}).items()}
@@ -107,7 +105,7 @@ def synthesize(component, name, out_dir, device="LFE5U-85F", speed=6, freq_mhz=1
 
     result = {
         "device": device, "speed": speed, "target_mhz": freq_mhz, "mapper": mapper,
-        "router": router, "placer": placer,
+        "router": router, "placer": placer, "router_options": ROUTER_OPTIONS if ripup else [],
         "fmax_mhz": round(min(fmax.values()), 2) if fmax else None,
         "fmax_by_clock": {k: round(v, 2) for k, v in fmax.items()},
         "fmax_placed_mhz": placed_fmax(out / "nextpnr.log"),
@@ -121,6 +119,16 @@ def synthesize(component, name, out_dir, device="LFE5U-85F", speed=6, freq_mhz=1
     cached.write_text(json.dumps({"key": key, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
                                   "result": result}) + "\n")
     return result
+
+
+def _route(cmd, out, timeout):
+    """nextpnr `cmd` in `out` (log nextpnr.log), falling back to routing without the
+    options when they stall it (`build.run_nextpnr`); return whether they were kept."""
+    from build import run_nextpnr
+    rc, ripup = run_nextpnr(cmd, out / "nextpnr.log", out, timeout=timeout)
+    if rc != 0:
+        raise subprocess.CalledProcessError(rc, cmd)
+    return ripup
 
 
 def route_seed(out_dir, name, seed, device="LFE5U-85F", speed=6, freq_mhz=100.0,
@@ -146,14 +154,13 @@ def route_seed(out_dir, name, seed, device="LFE5U-85F", speed=6, freq_mhz=100.0,
     (out / "report.json").unlink(missing_ok=True)
     cmd = nextpnr_command(netlist, device, speed, freq_mhz, seed, router, placer,
                           out_of_context)
-    with open(out / "nextpnr.log", "w") as log:
-        subprocess.run(cmd, cwd=out, stdout=log, stderr=subprocess.STDOUT, check=True,
-                       timeout=pnr_timeout)
+    ripup = _route(cmd, out, pnr_timeout)
     report = json.loads((out / "report.json").read_text())
     fmax = [v["achieved"] for v in report.get("fmax", {}).values()]
     result = {"fmax_mhz": round(min(fmax), 2) if fmax else None,
               "fmax_placed_mhz": placed_fmax(out / "nextpnr.log"),
-              "worst_path": worst_path(out / "nextpnr.log")}
+              "worst_path": worst_path(out / "nextpnr.log"),
+              "router_options": ROUTER_OPTIONS if ripup else []}
     cached.write_text(json.dumps({"key": key, "result": result}) + "\n")
     return result
 

@@ -196,3 +196,30 @@ def test_placed_fmax_is_the_estimate_before_routing(tmp_path):
     assert placed_fmax(log) == 61.71
     log.write_text("Info: Packing IOs..\n")
     assert placed_fmax(log) is None
+
+
+FAKE_NEXTPNR = """
+import sys
+if "--tmg-ripup" in sys.argv:              # stuck on a last overused wire
+    for k in range(1, 100000):
+        print(f"Info:     iter={k} wires=600000 overused=1 overuse=1 tmgfail=80", flush=True)
+else:
+    print("Info:     iter=1 wires=600000 overused=0 overuse=0 archfail=0")
+    print("Info: Program finished normally.")
+"""
+
+
+def test_a_stalled_timing_driven_route_is_routed_again_without_the_option(tmp_path):
+    from conftest import load_board_module
+
+    build = load_board_module("build")
+    fake = tmp_path / "fake_nextpnr.py"
+    fake.write_text(FAKE_NEXTPNR)
+    log = tmp_path / "nextpnr.log"
+    rc, kept = build.run_nextpnr([sys.executable, str(fake), "--seed", "3", "--tmg-ripup"],
+                                 log, tmp_path, timeout=120)
+    assert (rc, kept) == (0, False)
+    assert f"iter={build.RIPUP_MAX_ITERS + 1} " in (tmp_path / "nextpnr.log.ripup").read_text()
+    assert "Program finished normally" in log.read_text()
+    rc, kept = build.run_nextpnr([sys.executable, str(fake), "--tmg-ripup"][:2], log, tmp_path)
+    assert (rc, kept) == (0, False)                  # no option given: run once, as it is

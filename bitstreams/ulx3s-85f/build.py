@@ -14,6 +14,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -145,6 +146,47 @@ ROUTER = "router2"
 #: 1) it routed at 77.89 MHz where router2 without it reached 72.06 (281 s of routing
 #: against 170 s).
 ROUTER_OPTIONS = ["--tmg-ripup"]
+#: Router2 iterations after which a run with `ROUTER_OPTIONS` counts as stuck: router2 has no
+#: iteration cap, and with timing-driven rip-up it looped on a last overused wire (65e579a's
+#: whole top, seed 3: 1 overused wire from iteration ~100 to past 400). Converging runs took
+#: 30-90 iterations.
+RIPUP_MAX_ITERS = 200
+
+
+def run_nextpnr(cmd, log, cwd, timeout=None):
+    """Run nextpnr `cmd` (with `ROUTER_OPTIONS`) writing `log`; if router2 passes
+    `RIPUP_MAX_ITERS` iterations, stop it (its log kept as `<log>.ripup`) and route again
+    without the options. Raise `subprocess.TimeoutExpired` after `timeout` seconds in all.
+    Return (exit code, whether the options were kept)."""
+    deadline = time.time() + timeout if timeout else None
+    opts = [a for a in cmd if a in ROUTER_OPTIONS]
+    stuck = False
+    with open(log, "w") as f:
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+        for line in proc.stdout:
+            f.write(line)
+            hit = re.search(r"iter=(\d+) wires=", line)
+            if opts and hit and int(hit[1]) > RIPUP_MAX_ITERS:
+                stuck = True
+            if stuck or (deadline and time.time() > deadline):
+                proc.kill()
+                break
+        rc = proc.wait()
+    if deadline and time.time() > deadline and not stuck:
+        raise subprocess.TimeoutExpired(cmd, timeout)
+    if not stuck:
+        return rc, bool(opts)
+    Path(log).replace(f"{log}.ripup")
+    plain = [a for a in cmd if a not in ROUTER_OPTIONS]
+    left = deadline - time.time() if deadline else None
+    with open(log, "w") as f:
+        f.write(f"[obscura] router2 with {' '.join(opts)} passed {RIPUP_MAX_ITERS} iterations "
+                f"(log: {Path(log).name}.ripup): routed again without\n")
+        f.flush()
+        rc = subprocess.run(plain, cwd=cwd, stdout=f, stderr=subprocess.STDOUT,
+                            timeout=left).returncode
+    return rc, False
 #: nextpnr's placer. The analytic "static" placer (nextpnr 0.6+): on 2f5a7bd's netlist it
 #: placed the board in ~11 minutes with 226,903 units of wire length where HeAP took ~25
 #: with 327,868, and router2 converged in 62 iterations (pixel clock 55.96 MHz, TMDS 409.5,
@@ -197,12 +239,13 @@ def bitstream(seed=SEED, classic_abc=False, router=ROUTER, timing_weight=PLACER_
     t1 = time.time()
     print(f"[ulx3s] place and route (nextpnr-ecp5, log {out / 'nextpnr.log'})", flush=True)
     (out / "report.json").unlink(missing_ok=True)     # never read a previous run's report
-    rc = _run([nextpnr, "--85k", "--package", "CABGA381", "--speed", "6",
-               "--json", f"{NAME}.json", "--lpf", f"{NAME}.lpf", "--textcfg", f"{NAME}.config",
-               "--report", "report.json", "--timing-allow-fail", "--seed", str(seed),
-               "--router", router, *ROUTER_OPTIONS, "--placer", placer,
-               "--placer-heap-timingweight", str(timing_weight)],
-              out / "nextpnr.log", out)
+    rc, ripup = run_nextpnr([nextpnr, "--85k", "--package", "CABGA381", "--speed", "6",
+                             "--json", f"{NAME}.json", "--lpf", f"{NAME}.lpf", "--textcfg",
+                             f"{NAME}.config", "--report", "report.json", "--timing-allow-fail",
+                             "--seed", str(seed), "--router", router, *ROUTER_OPTIONS,
+                             "--placer", placer, "--placer-heap-timingweight",
+                             str(timing_weight)],
+                            out / "nextpnr.log", out)
     t2 = time.time()
     fits, pnr_error = True, None
     if rc != 0 or not (out / "report.json").exists():
@@ -230,6 +273,7 @@ def bitstream(seed=SEED, classic_abc=False, router=ROUTER, timing_weight=PLACER_
                   "ecppack": _version("yowasp-ecppack")},
         "abc9": abc9, "seed": seed, "router": router, "placer": placer,
         "placer_timing_weight": timing_weight,
+        "router_options": ROUTER_OPTIONS if ripup else [],
         "fits": fits,
         "timing_met": timing_met,
         "fmax_mhz": fmax,
