@@ -197,7 +197,8 @@ def bench_detector(quick):
     return res
 
 
-#: One 720p30 frame period at the 74.25 MHz pixel clock.
+#: The 720p pixel clock, the synthesis target, and one 720p30 frame period at it.
+PIXEL_CLOCK_MHZ = 74.25
 FRAME_BUDGET_CYCLES = 2_475_000
 
 
@@ -313,7 +314,8 @@ def bench_detector_synth(quick):
     for w, h in ((640, 360), (320, 240)):
         try:
             syn = synthesize(Detector(w, h), f"detector_{w}x{h}",
-                             ROOT / "build" / "synth" / f"detector_{w}x{h}", freq_mhz=74.25)
+                             ROOT / "build" / "synth" / f"detector_{w}x{h}",
+                             freq_mhz=PIXEL_CLOCK_MHZ)
         except subprocess.CalledProcessError as exc:
             attempts[f"{w}x{h}"] = {"failed": str(exc), "log": str(
                 ROOT / "build" / "synth" / f"detector_{w}x{h}" / "nextpnr.log")}
@@ -532,7 +534,7 @@ def bench_pipeline_synth(quick):
                      grouper_lut_ram=BOARD_GROUPER_LUT_RAM,
                      corners_per_clock=BOARD_CORNERS_PER_CLOCK)
     try:
-        syn = synthesize(top, name, out, freq_mhz=74.25, router="router2",
+        syn = synthesize(top, name, out, freq_mhz=PIXEL_CLOCK_MHZ, router="router2",
                          pnr_timeout=PNR_TIMEOUT_S, mappers=("abc",))
     except subprocess.CalledProcessError as exc:
         return {"synthesis": None, "synthesis_reason": str(exc)}
@@ -549,16 +551,17 @@ def bench_pipeline_synth(quick):
     # The same netlist placed and routed with other seeds: the worst path is one long net,
     # so the seed moves Fmax by several MHz. One after the other (the section runs beside
     # the simulations on 2 cores).
-    by_seed = {"1": {"fmax_mhz": syn["fmax_mhz"], "worst_path": syn.get("worst_path")}}
+    by_seed = {"1": {k: syn.get(k) for k in ("fmax_mhz", "fmax_placed_mhz", "worst_path",
+                                             "router_options")}}
     for seed in PIPELINE_SEEDS[1:]:
         try:
-            by_seed[str(seed)] = route_seed(out, name, seed, freq_mhz=74.25,
+            by_seed[str(seed)] = route_seed(out, name, seed, freq_mhz=PIXEL_CLOCK_MHZ,
                                             pnr_timeout=PNR_TIMEOUT_S)
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
             by_seed[str(seed)] = {"fmax_mhz": None, "reason": str(exc)}
     routed = [v["fmax_mhz"] for v in by_seed.values() if v["fmax_mhz"] is not None]
     res.update({"fmax_mhz_by_seed": by_seed, "fmax_mhz_min": min(routed),
-                "seeds_meeting_target": f"{sum(f >= 74.25 for f in routed)} of "
+                "seeds_meeting_target": f"{sum(f >= PIXEL_CLOCK_MHZ for f in routed)} of "
                                         f"{len(by_seed)}"})
     return res
 

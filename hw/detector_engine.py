@@ -25,7 +25,7 @@ from amaranth.lib.wiring import In, Out
 
 from .cascade import NODE_FRAC
 from .cascade_program import LEAF_BITS, STAGE_BITS, THRESH_BITS, WEIGHT_BITS, CascadeProgram
-from .data_reg import KEEP_COPY, data_reg
+from .data_reg import data_reg, keep_reg
 from .detector_model import SCALE_FRAC, SQSUM_BITS, SUM_BITS, THRESHOLD_OFFSET_SHIFT
 from .types import COORD_BITS
 
@@ -76,15 +76,15 @@ def _block_split(m, name, shape, depth, block_depth, raddrs, init=None, write=No
         m.submodules[f"{name}_{k}"] = mem
         here_addrs = [a[:bits] for a in raddrs]
         if early:
-            here_addrs = [Signal(bits, name=f"{name}_{k}_addr{p}", reset_less=True,
-                                 attrs={KEEP_COPY: 1}) for p in range(len(raddrs))]
+            here_addrs = [keep_reg(bits, name=f"{name}_{k}_addr{p}", reset_less=True)
+                          for p in range(len(raddrs))]
             m.d.sync += [h.eq(a[:bits]) for h, a in zip(here_addrs, raddrs)]
         writer = ()
         if write is not None:
             wp = mem.write_port()
             here = write[1] if nblk == 1 else write[1] & (raddrs[0][bits:] == k)
             if early:
-                here_r = Signal(name=f"{name}_{k}_we", attrs={KEEP_COPY: 1})
+                here_r = keep_reg(name=f"{name}_{k}_we")
                 m.d.sync += here_r.eq(here)
                 here = here_r
             m.d.comb += [wp.addr.eq(here_addrs[0]), wp.data.eq(write[0]), wp.en.eq(here)]

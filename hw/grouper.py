@@ -134,7 +134,7 @@ class Grouper(wiring.Component):
         j_at = {k: copy_of(j, f"j_{k}") for k in ("seeds", "means", "labels", "clusters")}
 
         def set_i(fn):
-            """`i` and its copies load `fn` of themselves."""
+            """`i` and its copies each load `fn` of themselves (`set_j` likewise)."""
             return [r.eq(fn(r)) for r in (i, *i_at.values())]
 
         def set_j(fn):

@@ -160,20 +160,20 @@ def run_nextpnr(cmd, log, cwd, timeout=None):
     Return (exit code, whether the options were kept)."""
     deadline = time.time() + timeout if timeout else None
     opts = [a for a in cmd if a in ROUTER_OPTIONS]
-    stuck = False
+    stuck = timed_out = False
     with open(log, "w") as f:
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True)
         for line in proc.stdout:
             f.write(line)
             hit = re.search(r"iter=(\d+) wires=", line)
-            if opts and hit and int(hit[1]) > RIPUP_MAX_ITERS:
-                stuck = True
-            if stuck or (deadline and time.time() > deadline):
+            stuck = bool(opts and hit and int(hit[1]) > RIPUP_MAX_ITERS)
+            timed_out = bool(deadline and time.time() > deadline)
+            if stuck or timed_out:
                 proc.kill()
                 break
         rc = proc.wait()
-    if deadline and time.time() > deadline and not stuck:
+    if timed_out:
         raise subprocess.TimeoutExpired(cmd, timeout)
     if not stuck:
         return rc, bool(opts)
