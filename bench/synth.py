@@ -1,6 +1,7 @@
 """Synthesise an Amaranth component for an ECP5 with Yosys + nextpnr (YoWASP) and read back
 Fmax and utilisation from nextpnr's JSON report."""
 
+import fcntl
 import hashlib
 import json
 import shutil
@@ -149,21 +150,25 @@ def route_seed(out_dir, name, seed, device="LFE5U-85F", speed=6, freq_mhz=100.0,
     key = hashlib.sha256(json.dumps([hashlib.sha256(netlist.read_bytes()).hexdigest(), device,
                                      speed, freq_mhz, out_of_context, seed, router, placer,
                                      board.ROUTER_OPTIONS]).encode()).hexdigest()
-    cached = out / "result.json"
-    if cached.exists() and json.loads(cached.read_text()).get("key") == key:
-        return json.loads(cached.read_text())["result"]
-    (out / "report.json").unlink(missing_ok=True)
-    cmd = nextpnr_command(netlist, device, speed, freq_mhz, seed, router, placer,
-                          out_of_context)
-    ripup = _route(cmd, out, pnr_timeout)
-    report = json.loads((out / "report.json").read_text())
-    fmax = [v["achieved"] for v in report.get("fmax", {}).values()]
-    result = {"fmax_mhz": round(min(fmax), 2) if fmax else None,
-              "fmax_placed_mhz": placed_fmax(out / "nextpnr.log"),
-              "worst_path": worst_path(out / "nextpnr.log"),
-              "router_options": board.ROUTER_OPTIONS if ripup else []}
-    cached.write_text(json.dumps({"key": key, "result": result}) + "\n")
-    return result
+    # One nextpnr per seed directory: a second run (the bench beside a hand-started
+    # `pnr_seeds.py`) clobbered the first's log; it now waits and takes the cached result.
+    with open(out / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        cached = out / "result.json"
+        if cached.exists() and json.loads(cached.read_text()).get("key") == key:
+            return json.loads(cached.read_text())["result"]
+        (out / "report.json").unlink(missing_ok=True)
+        cmd = nextpnr_command(netlist, device, speed, freq_mhz, seed, router, placer,
+                              out_of_context)
+        ripup = _route(cmd, out, pnr_timeout)
+        report = json.loads((out / "report.json").read_text())
+        fmax = [v["achieved"] for v in report.get("fmax", {}).values()]
+        result = {"fmax_mhz": round(min(fmax), 2) if fmax else None,
+                  "fmax_placed_mhz": placed_fmax(out / "nextpnr.log"),
+                  "worst_path": worst_path(out / "nextpnr.log"),
+                  "router_options": board.ROUTER_OPTIONS if ripup else []}
+        cached.write_text(json.dumps({"key": key, "result": result}) + "\n")
+        return result
 
 
 def placed_fmax(log_path):

@@ -51,7 +51,7 @@ def _bits(n):
 
 
 def _block_split(m, name, shape, depth, block_depth, raddrs, init=None, write=None,
-                 early=False):
+                 early=False, selects=1):
     """A memory of `depth` entries built as memories one block RAM deep (`block_depth`
     entries), each block's outputs registered before the select: a DP16KD's clock-to-out
     plus a multiplexer over several blocks does not fit one clock. `raddrs`: one address per
@@ -65,7 +65,11 @@ def _block_split(m, name, shape, depth, block_depth, raddrs, init=None, write=No
     not), and every block registers copies of its own (kept apart by synthesis,
     `hw/data_reg.py`), placed beside its block RAMs: one address net to every block of a
     memory spread over the chip was the whole top's worst path (the ring's, 10.4 ns of
-    routing at 4585ac2). Values then come three clocks after the address."""
+    routing at 4585ac2). Values then come three clocks after the address.
+
+    `selects` > 1: each read port's value is a list of that many selections of the same entry,
+    each by a copy of its own of the block select (kept apart like `early`'s), so the fields
+    of the entry that feed different logic do not share one select net."""
     bits = (block_depth - 1).bit_length()
     nblk = -(-depth // block_depth)
     regs, blocks = [[] for _ in raddrs], []
@@ -102,18 +106,21 @@ def _block_split(m, name, shape, depth, block_depth, raddrs, init=None, write=No
     values = []
     for p, raddr in enumerate(raddrs):
         if nblk == 1:
-            values.append(regs[p][0])
+            values.append([regs[p][0]] * selects if selects > 1 else regs[p][0])
             continue
         sfx = f"_{p}" if p else ""
         blk1 = data_reg(range(nblk), name=f"{name}_blk1{sfx}")
-        blk = data_reg(range(nblk), name=f"{name}_blk{sfx}")
         if early:
             blk0 = data_reg(range(nblk), name=f"{name}_blk0{sfx}")
             m.d.sync += [blk0.eq(raddr[bits:]), blk1.eq(blk0)]
         else:
             m.d.sync += blk1.eq(raddr[bits:])
-        m.d.sync += blk.eq(blk1)
-        values.append(Array(regs[p])[blk])
+        blks = [keep_reg(range(nblk), name=f"{name}_blk{sfx}_{c}", reset_less=True)
+                if selects > 1 else data_reg(range(nblk), name=f"{name}_blk{sfx}")
+                for c in range(selects)]
+        m.d.sync += [blk.eq(blk1) for blk in blks]
+        views = [Array(regs[p])[blk] for blk in blks]
+        values.append(views if selects > 1 else views[0])
     return values, blocks
 
 
@@ -531,8 +538,12 @@ class CascadeEngine(wiring.Component):
         e1r = data_reg(pair_layout)
         e1r_valid = Signal()
         kill = e1r_valid & e1r.last & e1r.wait
-        (prog_word,), _ = _block_split(m, "pair_rom", pair_layout, len(pair_init),
-                                       PROG_SUB_DEPTH, [pair_addr], init=pair_init)
+        # The word is selected K + 1 times, by copies of the block select: once for E1R, once
+        # for each corner address (one select net into all of them, then the address adders,
+        # was a seed's worst path at 65e579a).
+        ((prog_word, *prog_off),), _ = _block_split(
+            m, "pair_rom", pair_layout, len(pair_init), PROG_SUB_DEPTH, [pair_addr],
+            init=pair_init, selects=K + 1)
         e1s_valid = Signal()
         m.d.sync += [e1s_valid.eq(e1_valid & ~kill), e1r_valid.eq(e1s_valid & ~kill),
                      e1r.eq(prog_word)]
@@ -547,8 +558,8 @@ class CascadeEngine(wiring.Component):
                      e1a_w.eq(e1r.w), e1a_node.eq(e1r.node)]
         # Both sums in parallel, then a select on the sign: one carry chain deep.
         for k, a in enumerate(ea):
-            wrapped = origin_wrap + prog_word.off[k]
-            m.d.sync += a.eq(Mux(wrapped < 0, origin + prog_word.off[k],
+            wrapped = origin_wrap + prog_off[k].off[k]
+            m.d.sync += a.eq(Mux(wrapped < 0, origin + prog_off[k].off[k],
                                  wrapped[:self.ring_bits]))
         eval_addr_a, eval_addr_b = ea[0], ea[1]
         m.d.comb += [ring_addr[k].eq(ea[k]) for k in range(3, K, 2)]

@@ -116,7 +116,12 @@ class Tracker(wiring.Component):
         # Frame res_frame + every has started in the mask. Both counters wrap at 256: their
         # distance is taken modulo 256 (a plain difference is signed and stayed negative for
         # 256 frames after the wrap, failing every frame closed from frame 256 on).
-        ready_for_frame = (latches - res_frame)[:8] >= self.every + 1
+        # Registered (timing: the subtraction and comparison into the records' handshake and
+        # the clock enables of the registers an end record loads were a seed's worst path at
+        # 23abc1e, 13.4 ns), a clock late when a frame starts, and cleared as `res_frame`
+        # moves on (PUBLISH's end) so it is never late the other way.
+        ready_for_frame = Signal()
+        m.d.sync += ready_for_frame.eq((latches - res_frame)[:8] >= self.every + 1)
 
         # Every pass over the slots is a pipeline, one slot a clock: the slot is read into
         # `cur` in two registered steps (the RAM's word into `got`, then `cur`), its arithmetic
@@ -209,13 +214,16 @@ class Tracker(wiring.Component):
         y0 = _clamp(cur.y0 + cur.vy, self.height)
         y1 = _clamp(cur.y1 + cur.vy, self.height)
 
-        # PUBLISH: 1 cur; 2 size; 3 size times margin (multiplier); 4 the margins; 5 the region
-        # and its one-hot write enable, registered; then the region register. Timing: each
+        # PUBLISH: 1 cur; 2 size; 3 size times margin (multiplier); 4 times MARGIN_MUL
+        # (multiplier); 5 the margins; 6 the region and its one-hot write enable, registered;
+        # then the region register. Timing: each
         # region's enable is a flip-flop of its own, not a decode of the FSM state and slot
         # index fanned out to every region (the routed board's worst path, 18.6 of 19.8 ns
         # routing); the size is registered before the multiplier (`cur` across the chip, the
-        # subtraction and the DSP in one clock were a seed's worst path at 4585ac2).
-        pub = [Signal(SlotState, name=f"pub{k}") for k in (2, 3, 4)]
+        # subtraction and the DSP in one clock were a seed's worst path at 4585ac2), and so is
+        # the product times MARGIN_MUL before the speed is added (`hm` through the multiplier
+        # and the adder into `my`: a seed's worst path at c7505c4, 14.6 ns).
+        pub = [Signal(SlotState, name=f"pub{k}") for k in (2, 3, 4, 5)]
         ws, hs = Signal(signed(C), name="ws"), Signal(signed(C), name="hs")
         region_new, region_we = Signal(Region), Signal(n)
         m.d.sync += region_we.eq(0)
@@ -223,9 +231,10 @@ class Tracker(wiring.Component):
             with m.If(region_we[slot]):
                 m.d.sync += region.eq(region_new)
         wm, hm = Signal(COORD_BITS + 8), Signal(COORD_BITS + 8)
+        wk, hk = Signal(COORD_BITS + 8), Signal(COORD_BITS + 8)
         mx, my = Signal(COORD_BITS + 8), Signal(COORD_BITS + 8)
-        ax = Mux(pub[1].vx < 0, -pub[1].vx, pub[1].vx)
-        ay = Mux(pub[1].vy < 0, -pub[1].vy, pub[1].vy)
+        ax = Mux(pub[2].vx < 0, -pub[2].vx, pub[2].vx)
+        ay = Mux(pub[2].vy < 0, -pub[2].vy, pub[2].vy)
 
         with m.FSM(name="tracker"):
             with m.State("COLLECT"):
@@ -326,23 +335,25 @@ class Tracker(wiring.Component):
                 with m.If(i < n):
                     issue_next()
                 m.d.sync += [pub[0].eq(cur), pub[1].eq(pub[0]), pub[2].eq(pub[1]),
+                             pub[3].eq(pub[2]),
                              ws.eq(cur.x1 - cur.x0), hs.eq(cur.y1 - cur.y0),
                              wm.eq(ws * self.margin), hm.eq(hs * self.margin),
-                             mx.eq(((wm * MARGIN_MUL) >> 16) + (ax << 1)),
-                             my.eq(((hm * MARGIN_MUL) >> 16) + (ay << 1))]
-                with m.If(v4):
-                    s = pub[2]
+                             wk.eq((wm * MARGIN_MUL) >> 16), hk.eq((hm * MARGIN_MUL) >> 16),
+                             mx.eq(wk + (ax << 1)), my.eq(hk + (ay << 1))]
+                with m.If(v5):
+                    s = pub[3]
                     m.d.sync += region_new.eq(Cat(
                         Mux(s.x0 > mx, s.x0 - mx, 0)[:COORD_BITS],
                         Mux(s.y0 > my, s.y0 - my, 0)[:COORD_BITS],
                         Mux(s.x1 + mx > self.width, self.width, s.x1 + mx)[:COORD_BITS],
                         Mux(s.y1 + my > self.height, self.height, s.y1 + my)[:COORD_BITS],
                         s.valid))
-                    m.d.sync += region_we.eq(Const(1, n) << i4)
+                    m.d.sync += region_we.eq(Const(1, n) << i5)
                 with m.If((i == n) & drained):
                     m.d.sync += [self.pub_vouched.eq(end_ok & ~saturated),
                                  self.pub_frame.eq(res_frame + self.every + 1),
-                                 nres.eq(nres + 1), count.eq(0), saturated.eq(0)]
+                                 nres.eq(nres + 1), count.eq(0), saturated.eq(0),
+                                 ready_for_frame.eq(0)]
                     if self.every > 1:
                         m.d.sync += res_frame.eq(res_frame + self.every)
                     with m.If(end_ok & saturated):

@@ -223,3 +223,36 @@ def test_a_stalled_timing_driven_route_is_routed_again_without_the_option(tmp_pa
     assert "Program finished normally" in log.read_text()
     rc, kept = build.run_nextpnr([sys.executable, str(fake), "--tmg-ripup"][:2], log, tmp_path)
     assert (rc, kept) == (0, False)                  # no option given: run once, as it is
+
+
+FAKE_ROUTER = """
+import json, pathlib, sys, time
+with open(sys.argv[1], "a") as f:          # one line per run
+    f.write("ran\\n")
+time.sleep(1)
+pathlib.Path("report.json").write_text(json.dumps({"fmax": {"clk": {"achieved": 80.0}}}))
+print("Info: Max frequency for clock 'clk': 70.00 MHz (PASS at 74.25 MHz)")
+print("Info: Program finished normally.")
+"""
+
+
+def test_two_routes_of_one_seed_run_nextpnr_once(tmp_path, monkeypatch):
+    import threading
+
+    import synth
+
+    fake, runs = tmp_path / "fake_router.py", tmp_path / "runs.txt"
+    fake.write_text(FAKE_ROUTER)
+    (tmp_path / "top.json").write_text("{}")
+    monkeypatch.setattr(synth, "nextpnr_command",
+                        lambda *args: [sys.executable, str(fake), str(runs)])
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(
+        synth.route_seed(tmp_path, "top", 2))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert runs.read_text() == "ran\n"
+    assert [r["fmax_mhz"] for r in results] == [80.0, 80.0]
+    assert results[0]["fmax_placed_mhz"] == 70.0
