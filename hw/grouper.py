@@ -154,6 +154,11 @@ class Grouper(wiring.Component):
         sum_q = data_reg(sums_layout)         # a sums record to write, registered
         own = data_reg(sums_layout)           # a cluster's own sums (merge), its merged sums
         out_q = data_reg()                    # the inside rule's verdict: not emitted
+        # The box out: one register for both ways out (PASS, EMIT), loaded on the way in (a
+        # multiplexer of `r` and this register on the state was a seed's worst path at
+        # 2a7ab77: the state's decode through the detector's scaling into its output FIFO).
+        emit_r = data_reg(Rect)
+        m.d.comb += self.boxes.payload.eq(emit_r)
 
         def add_sums(a, b, b_n):
             """`sum_q` loads a + b field by field, with a.n + b_n members."""
@@ -262,7 +267,8 @@ class Grouper(wiring.Component):
         with m.FSM(name="grouper") as fsm:
             with m.State("IDLE"):
                 with m.If(hold_valid):
-                    m.d.sync += [hold_valid.eq(0), r.eq(hold), *set_i(lambda x: 0)]
+                    m.d.sync += [hold_valid.eq(0), r.eq(hold), emit_r.eq(hold),
+                                 *set_i(lambda x: 0)]
                     with m.If(mn == 0):
                         m.next = "PASS"
                     with m.Else():
@@ -274,7 +280,7 @@ class Grouper(wiring.Component):
                     with m.Else():
                         m.next = "MEAN_RD"
             with m.State("PASS"):
-                m.d.comb += [self.boxes.valid.eq(1), self.boxes.payload.eq(r)]
+                m.d.comb += self.boxes.valid.eq(1)
                 with m.If(self.boxes.ready):
                     m.next = "IDLE"
             # ---------------------------------------------------------- pass 1: seeds
@@ -434,7 +440,6 @@ class Grouper(wiring.Component):
             # behind `c1` into the verdict were a seed's worst path at 65e579a.)
             count_ok, skip = data_reg(name="in_count_ok"), data_reg(name="in_skip")
             edge = data_reg(data.ArrayLayout(COORD_BITS + 2, 8), name="in_edge")
-            emit_r = data_reg(Rect)
             with m.State("IN_DX"):
                 m.d.sync += [dx.eq(_div10((c2.r.w << 1) + 5, COORD_BITS + 2)),
                              dy.eq(_div10((c2.r.h << 1) + 5, COORD_BITS + 2)),
@@ -461,7 +466,7 @@ class Grouper(wiring.Component):
                     m.d.sync += set_j(lambda x: x + 1)
                     m.next = "IN_RD"
             with m.State("EMIT"):
-                m.d.comb += [self.boxes.valid.eq(1), self.boxes.payload.eq(emit_r)]
+                m.d.comb += self.boxes.valid.eq(1)
                 with m.If(self.boxes.ready):
                     m.d.sync += [*set_i(lambda x: x + 1), *set_j(lambda x: 0)]
                     m.next = "IN_RD"
