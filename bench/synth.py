@@ -157,7 +157,8 @@ def route_seed(out_dir, name, seed, device="LFE5U-85F", speed=6, freq_mhz=100.0,
         cached = out / "result.json"
         if cached.exists() and json.loads(cached.read_text()).get("key") == key:
             return json.loads(cached.read_text())["result"]
-        (out / "report.json").unlink(missing_ok=True)
+        for stale in ("report.json", "nextpnr.log.ripup"):    # an earlier netlist's
+            (out / stale).unlink(missing_ok=True)
         cmd = nextpnr_command(netlist, device, speed, freq_mhz, seed, router, placer,
                               out_of_context)
         ripup = _route(cmd, out, pnr_timeout)
