@@ -94,11 +94,10 @@ class LumaDownscale(wiring.Component):
         # is the same block (D >= 2 pixels; `s2_x` holds over idle cycles).
         above = Signal(12)
         m.d.sync += above.eq(lr.data)
-        next_x = s1_x
         total = Mux((s2_x & (d - 1)) == 0, 0, hacc) + s2_luma
         partial = Mux(row_first, 0, above) + total
         in_base = (bx < self.base_w) & (by < self.base_h)
-        m.d.comb += [lr.addr.eq(next_x >> lg), lw.addr.eq(bx), lw.data.eq(partial),
+        m.d.comb += [lr.addr.eq(s1_x >> lg), lw.addr.eq(bx), lw.data.eq(partial),
                      lw.en.eq(s2_valid & col_end & ~row_end & in_base)]
         with m.If(s2_valid):
             m.d.sync += hacc.eq(total)

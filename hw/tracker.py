@@ -216,13 +216,13 @@ class Tracker(wiring.Component):
 
         # PUBLISH: 1 cur; 2 size; 3 size times margin (multiplier); 4 times MARGIN_MUL
         # (multiplier); 5 the margins; 6 the region and its one-hot write enable, registered;
-        # then the region register. Timing: each
-        # region's enable is a flip-flop of its own, not a decode of the FSM state and slot
-        # index fanned out to every region (the routed board's worst path, 18.6 of 19.8 ns
-        # routing); the size is registered before the multiplier (`cur` across the chip, the
-        # subtraction and the DSP in one clock were a seed's worst path at 4585ac2), and so is
-        # the product times MARGIN_MUL before the speed is added (`hm` through the multiplier
-        # and the adder into `my`: a seed's worst path at c7505c4, 14.6 ns).
+        # then the region register. Timing: each region's enable is a flip-flop of its own,
+        # not a decode of the FSM state and slot index fanned out to every region (the routed
+        # board's worst path, 18.6 of 19.8 ns routing); the size is registered before the
+        # multiplier (`cur` across the chip, the subtraction and the DSP in one clock were a
+        # seed's worst path at 4585ac2), and so is the product times MARGIN_MUL before the
+        # speed is added (`hm` through the multiplier and the adder into `my`: a seed's worst
+        # path at c7505c4, 14.6 ns).
         pub = [Signal(SlotState, name=f"pub{k}") for k in (2, 3, 4, 5)]
         ws, hs = Signal(signed(C), name="ws"), Signal(signed(C), name="hs")
         region_new, region_we = Signal(Region), Signal(n)
