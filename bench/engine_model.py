@@ -153,7 +153,8 @@ def engine_options(frames, cascade="frontalface_default", params=None, measured=
     # the worst frame within the budget (lanes in lockstep need more: they idle on divergence).
     work = [frame_work(lv, cas) for lv in per_frame]
     corners_max, weak_max = (max(w[i] for w in work) for i in (0, 1))
-    out = {"frames": len(frames), "cascade": cascade, "variants": rows,
+    out = {"frames": len(frames), "cascade": cascade, "downscale": params.downscale,
+           "budget_cycles": budget, "variants": rows,
            "corner_terms_max": corners_max, "weak_evaluated_max": weak_max,
            "corners_per_clock_needed": round(corners_max / budget, 1),
            "weak_per_clock_needed": round(weak_max / budget, 2)}

@@ -76,19 +76,24 @@ def _detector_quality(res):
 
 
 def _engine_options(res):
-    opts = res.get("engine_options") or {}
-    rows = [(v["lanes"], v["corners_per_clock"], "yes" if v["speculative_next_stage"] else "no",
-             "yes" if v["rows_overlapped"] else "no", v["cycles_mean"], v["cycles_max"],
-             v["over_budget_max"]) for v in opts.get("variants", [])]
-    if not rows:
-        return []
-    lines = ["", f"Engine variants, clock-count model (`bench/engine_model.py`) on the "
-             f"{opts['frames']} dev-video frame(s) of the cycle measurement; the model of the "
-             f"engine as built is "
-             f"{opts.get('calibration_model_over_rtl')} x the RTL's measured cycles:", ""]
-    return lines + _table(("windows in lockstep", "corners / clock", "next stage issued early",
-                           "rows built during evaluation", "cycles mean", "cycles max",
-                           "max / budget"), rows)
+    lines, budget = [], res.get("frame_budget_cycles")
+    for opts in (res.get("engine_options"), (res.get("board") or {}).get("engine_options")):
+        rows = [(v["lanes"], v["corners_per_clock"],
+                 "yes" if v["speculative_next_stage"] else "no",
+                 "yes" if v["rows_overlapped"] else "no", v.get("filter_stages", 0),
+                 v["cycles_mean"], v["cycles_max"], v["over_budget_max"])
+                for v in (opts or {}).get("variants", [])]
+        if not rows:
+            continue
+        lines += ["", f"Engine variants at D = {opts.get('downscale', 2)}, clock-count model "
+                  f"(`bench/engine_model.py`) on the {opts['frames']} dev-video frame(s) of the "
+                  f"cycle measurement, against {opts.get('budget_cycles', budget)} clocks; the "
+                  f"model of the engine as built is {opts.get('calibration_model_over_rtl')} x "
+                  f"the RTL's measured cycles:", ""]
+        lines += _table(("windows in lockstep", "corners / clock", "next stage issued early",
+                         "rows built during evaluation", "filter stages", "cycles mean",
+                         "cycles max", "max / budget"), rows)
+    return lines
 
 
 def _privacy(res):

@@ -167,10 +167,11 @@ def test_a_routed_blocks_worst_path_is_read_from_its_log(tmp_path):
     assert worst_path(log) is None
 
 
-@pytest.mark.parametrize("corners", [4, 8])
-def test_the_engine_calibration_models_the_engine_at_its_width(corners):
+@pytest.mark.parametrize("corners,downscale", [(4, 2), (8, 2), (6, 4)])
+def test_the_engine_calibration_models_the_engine_at_its_width(corners, downscale):
     """`engine_options`' calibration row compares the RTL's cycles with the model of the engine
-    as built at the RTL's width (`corners`), whatever widths the variant rows try."""
+    as built at the RTL's width (`corners`) and downscale, whatever widths the variant rows
+    try."""
     from engine_model import BUILT, engine_options, frame_cycles
 
     from conftest import real_frame_rgb
@@ -179,10 +180,15 @@ def test_the_engine_calibration_models_the_engine_at_its_width(corners):
 
     frame = real_frame_rgb(320, 240)
     cas = load_cascade("frontalface_default")
-    model = frame_cycles(dm.stage_grids(frame, cas, dm.DetectorParams()), cas, corners=corners,
-                         **BUILT)
-    out = engine_options([frame], measured=[model], corners=corners)
+    params = dm.DetectorParams(downscale=downscale)
+    model = frame_cycles(dm.stage_grids(frame, cas, params), cas, corners=corners, **BUILT)
+    out = engine_options([frame], params=params, measured=[model], corners=corners,
+                         budget=model)
     assert out["calibration_model_over_rtl"] == 1.0
+    assert (out["downscale"], out["budget_cycles"]) == (downscale, model)
+    built = [v for v in out["variants"] if v["corners_per_clock"] == corners and v["lanes"] == 1
+             and v["speculative_next_stage"] and not v["rows_overlapped"]]
+    assert [v["over_budget_max"] for v in built] == [1.0]
 
 
 def test_placed_fmax_is_the_estimate_before_routing(tmp_path):
