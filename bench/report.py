@@ -147,10 +147,18 @@ def _synthesis(res):
                              None))
     notes = [f"Synthesis not measured: {res[f'{key}_reason'].rstrip('.')}." for key in
              ("synthesis", "rtl_synthesis") if res.get(key) is None and res.get(f"{key}_reason")]
-    if not rows:
-        return ["", *notes] if notes else []
-    return ["", *notes, "Synthesis (Yosys + nextpnr-ecp5, LFE5U-85F):", ""] + _table(
-        ("block", "Fmax MHz", "target MHz", "LUTs", "FFs", "EBR", "DSP"), rows)
+    lines = ["", *notes] if notes else []
+    if rows:
+        lines += ["", "Synthesis (Yosys + nextpnr-ecp5, LFE5U-85F):", ""] + _table(
+            ("block", "Fmax MHz", "target MHz", "LUTs", "FFs", "EBR", "DSP"), rows)
+    small = [(design, s.get("fmax_mhz") if s.get("routed") else "did not route",
+              s.get("luts"), s.get("ffs"), s.get("ebr"), s.get("dsp"))
+             for design, s in (res.get("lfe5u_45f") or {}).items()]
+    if small:
+        lines += ["", "Whole pipelines on the smaller LFE5U-45F (108 EBR, 43,848 LUT4), "
+                  "out of context, target 74.25 MHz:", ""] + _table(
+            ("pipeline", "Fmax MHz", "LUTs", "FFs", "EBR", "DSP"), small)
+    return lines
 
 
 def render(results):

@@ -332,7 +332,44 @@ def bench_detector_synth(quick):
                     "rtl_luts": syn["luts"], "rtl_ffs": syn["ffs"], "rtl_ebr": syn["ebr"],
                     "rtl_dsp": syn["dsp"]})
     res["rtl_synthesis"] = attempts
+    res["lfe5u_45f"] = fits_lfe5u_45f()
     return res
+
+
+#: Whole pipelines tried on the smaller LFE5U-45F (108 block RAMs, 43,848 LUT4, 72 DSP):
+#: (width, height, downscale), with the board's choices for a device short of block RAM
+#: (grouper in LUT RAM, 64 clusters, mask blocks from 16 px) and 4 corners a clock (one luma
+#: ring copy fewer than the board's 6).
+LFE5U_45F_PIPELINES = ((320, 240, 2), (640, 360, 4))
+
+
+def fits_lfe5u_45f():
+    """Each of `LFE5U_45F_PIPELINES` synthesised, placed and routed out of context for an
+    LFE5U-45F at 74.25 MHz: its numbers, or why it does not fit."""
+    from dataclasses import replace
+
+    from synth import synthesize
+
+    from obscura.hw.anonymizer import Anonymizer
+    from obscura.hw.camera_board import BOARD_DETECTOR, BOARD_MIN_BLOCK
+    out = {}
+    for w, h, d in LFE5U_45F_PIPELINES:
+        name = f"anonymizer_{w}x{h}_d{d}_45f"
+        top = Anonymizer(w, h, params=replace(BOARD_DETECTOR, downscale=d),
+                         min_block=BOARD_MIN_BLOCK, grouper_lut_ram=True, corners_per_clock=4)
+        key = f"{w}x{h}, D = {d} (faces from {24 * d} px)"
+        try:
+            syn = synthesize(top, name, ROOT / "build" / "synth" / name, device="LFE5U-45F",
+                             freq_mhz=PIXEL_CLOCK_MHZ, router="router2", mappers=("abc",),
+                             pnr_timeout=PNR_TIMEOUT_S)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+            out[key] = {"routed": False, "reason": str(exc),
+                        "log": str(ROOT / "build" / "synth" / name / "nextpnr.log")}
+            continue
+        out[key] = {"routed": True, **{k: syn[k] for k in (
+            "fmax_mhz", "fmax_placed_mhz", "luts", "lut_pct", "ffs", "ebr", "dsp",
+            "worst_path")}}
+    return out
 
 
 def video_frames_native(limit=None):
