@@ -132,6 +132,14 @@ def frame_work(grids, cas):
     return corners, weak
 
 
+def built_cycles(frames, cascade, params, corners):
+    """Clocks of the engine as built (`BUILT`, `corners` a clock) for each of `frames` with
+    `cascade`: what a cascade costs before an RTL run, e.g. a second one beside the first."""
+    cas = load_cascade(cascade)
+    return [frame_cycles(dm.stage_grids(f, cas, params), cas, corners=corners, **BUILT)
+            for f in frames]
+
+
 def engine_options(frames, cascade="frontalface_default", params=None, measured=None,
                    budget=2_475_000, corners=8):
     """Clock estimates per frame for engine variants; `measured` (RTL cycles of the same

@@ -172,7 +172,7 @@ def test_the_engine_calibration_models_the_engine_at_its_width(corners, downscal
     """`engine_options`' calibration row compares the RTL's cycles with the model of the engine
     as built at the RTL's width (`corners`) and downscale, whatever widths the variant rows
     try."""
-    from engine_model import BUILT, engine_options, frame_cycles
+    from engine_model import BUILT, built_cycles, engine_options, frame_cycles
 
     from conftest import real_frame_rgb
     from obscura.hw import detector_model as dm
@@ -189,6 +189,7 @@ def test_the_engine_calibration_models_the_engine_at_its_width(corners, downscal
     built = [v for v in out["variants"] if v["corners_per_clock"] == corners and v["lanes"] == 1
              and v["speculative_next_stage"] and not v["rows_overlapped"]]
     assert [v["over_budget_max"] for v in built] == [1.0]
+    assert built_cycles([frame], "frontalface_default", params, corners) == [model]
 
 
 def test_placed_fmax_is_the_estimate_before_routing(tmp_path):
